@@ -1,0 +1,68 @@
+// C shims for MiragePlatform: the calls Swift cannot make directly
+// (variadic ioctl) or imports awkwardly (epoll_event is packed on x86_64).
+// Every function returns a non-negative value on success and -errno on
+// failure, so callers never depend on reading errno afterwards.
+#ifndef CMIRAGEPLATFORM_H
+#define CMIRAGEPLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// One readiness event, unpacked (struct epoll_event is packed on x86_64).
+typedef struct {
+    uint32_t events;
+    uint64_t data;
+} mirage_epoll_event;
+
+/// EPOLL* bits, so Swift need not import the enum-like macros.
+extern const uint32_t mirage_epollin;
+extern const uint32_t mirage_epollout;
+extern const uint32_t mirage_epollerr;
+extern const uint32_t mirage_epollhup;
+extern const uint32_t mirage_epollrdhup;
+
+/// epoll_create1(EPOLL_CLOEXEC).
+int mirage_epoll_create(void);
+/// epoll_ctl(ADD) with `events` and the 64-bit `data`.
+int mirage_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+/// epoll_ctl(MOD).
+int mirage_epoll_modify(int epfd, int fd, uint32_t events, uint64_t data);
+/// epoll_ctl(DEL).
+int mirage_epoll_remove(int epfd, int fd);
+/// Waits for at most `max_events` events. `timeout_ns` < 0 waits forever.
+/// Uses epoll_pwait2 (nanosecond timeout) and falls back to epoll_wait with
+/// the timeout rounded up to whole milliseconds where the kernel lacks it.
+/// Returns the number of events or -errno (-EINTR included).
+int mirage_epoll_wait(int epfd, mirage_epoll_event *events, int max_events, int64_t timeout_ns);
+
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
+int mirage_eventfd(void);
+/// Adds 1 to an eventfd counter.
+int mirage_eventfd_signal(int fd);
+/// Resets an eventfd counter (reads it); 0 also when it was already zero.
+int mirage_eventfd_drain(int fd);
+
+/// The pending error of a socket (SO_ERROR, cleared by reading it): 0 for
+/// none, -errno when `fd` is not a socket or the call fails.
+int mirage_socket_error(int fd);
+
+/// getrandom(buffer, length, 0): bytes written or -errno.
+ssize_t mirage_getrandom(void *buffer, size_t length);
+
+/// Opens /dev/net/tun non-blocking and close-on-exec and attaches it to the
+/// tap device `name` with IFF_TAP | IFF_NO_PI (and IFF_VNET_HDR when
+/// `vnet_header` is non-zero), creating the device when it does not exist
+/// (which needs CAP_NET_ADMIN). An empty `name` lets the kernel choose
+/// (tap%d). The device's name is copied to `name_out` (at least 16 bytes).
+/// Returns the descriptor or -errno.
+int mirage_tap_open(const char *name, int vnet_header, char *name_out, size_t name_out_length);
+
+/// The interface's MTU (SIOCGIFMTU) or -errno.
+int mirage_interface_mtu(const char *name);
+/// Sets the interface's MTU (SIOCSIFMTU); 0 or -errno.
+int mirage_interface_set_mtu(const char *name, int mtu);
+/// The interface's index in the caller's network namespace, or 0 if none.
+unsigned mirage_interface_index(const char *name);
+
+#endif
