@@ -28,6 +28,9 @@ public enum DeviceError: Error, Equatable, Sendable {
     case keyNotFound(String)
     /// A read past the end of a key-value entry.
     case outOfRange(offset: Int, length: Int, size: Int)
+    /// The stack or device does not implement this operation (yet); the
+    /// text says which.
+    case unsupported(String)
     /// An operating-system call failed (Linux backends only); `errno` and the call's name.
     case system(call: String, errno: Int32)
 }

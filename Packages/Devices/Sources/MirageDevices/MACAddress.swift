@@ -66,7 +66,7 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// A locally administered unicast address with 46 random bits, for
     /// interfaces that have no burned-in address.
-    public static func random(using entropy: some EntropySource) -> MACAddress {
+    public static func random(using entropy: any EntropySource) -> MACAddress {
         let r = entropy.nextUInt64() & 0xFFFF_FFFF_FFFF
         return MACAddress(rawValue: (r | 2 << 40) & ~(1 << 40))!
     }

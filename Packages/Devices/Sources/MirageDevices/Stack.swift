@@ -67,12 +67,33 @@ public protocol TCPHandler: AnyObject {
     func connectionClosed(_ connection: ConnectionID, reason: CloseReason)
 }
 
+/// An ICMP error reported about a datagram a socket sent (RFC 792,
+/// RFC 1122 §4.1.3.3: UDP passes them to the application).
+public enum ICMPReport: Hashable, Sendable {
+    /// Destination unreachable with its ICMP code (3: port unreachable).
+    case destinationUnreachable(code: UInt8)
+    /// Fragmentation needed but DF set; the next-hop MTU (RFC 1191), 0 if
+    /// the router did not say.
+    case fragmentationNeeded(nextHopMTU: Int)
+    /// The datagram's TTL ran out, or reassembly timed out.
+    case timeExceeded(code: UInt8)
+    /// A header field was wrong.
+    case parameterProblem
+}
+
 /// Receives UDP datagrams.
 public protocol UDPHandler: AnyObject {
     /// A datagram for `socket`, borrowed for the duration of the call;
     /// `destination` is the address it was sent to (useful with a wildcard
     /// bind).
     func datagramReceived(_ payload: Span<UInt8>, from source: Endpoint, to destination: Endpoint, on socket: UDPSocketID)
+    /// An ICMP error arrived about a datagram this socket sent to
+    /// `destination`. Optional: the default ignores it.
+    func errorReceived(_ report: ICMPReport, about destination: Endpoint, on socket: UDPSocketID)
+}
+
+extension UDPHandler {
+    public func errorReceived(_ report: ICMPReport, about destination: Endpoint, on socket: UDPSocketID) {}
 }
 
 /// The contract applications are written against, implemented by
@@ -156,7 +177,7 @@ public struct EphemeralPortRange: Hashable, Sendable {
     }
 
     /// A free port, or nil when `isInUse` says every port in the range is taken.
-    public func choose(using entropy: some EntropySource, isInUse: (UInt16) -> Bool) -> UInt16? {
+    public func choose(using entropy: any EntropySource, isInUse: (UInt16) -> Bool) -> UInt16? {
         let count = UInt64(highest - lowest) + 1
         var offset = entropy.next(below: count)
         for _ in 0..<count {

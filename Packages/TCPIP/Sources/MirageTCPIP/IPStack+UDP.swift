@@ -1,0 +1,134 @@
+import MirageDevices
+
+extension IPStack {
+    func receiveUDP(_ bytes: Span<UInt8>, info: DatagramInfo, now: Instant, quoted: Span<UInt8>?) {
+        let datagram: UDPDatagram
+        do {
+            datagram = try UDPDatagram(checking: bytes, source: info.source, destination: info.destination,
+                                       verifyChecksum: !info.checksumVerified)
+        } catch {
+            if case .badChecksum = error { statistics.droppedBadUDPChecksum += 1 } else { statistics.droppedMalformedUDP += 1 }
+            return
+        }
+        let port = datagram.destinationPort
+        if port == DHCPClient.clientPort, dhcpClient != nil, datagram.sourcePort == DHCPClient.serverPort {
+            dhcpReceive(datagram.payload, now: now)
+            return
+        }
+        guard let (id, socket) = udpSocket(port: port, address: info.destination) else {
+            statistics.droppedNoListener += 1
+            // RFC 1122 §4.1.3.1: port unreachable (never for broadcasts,
+            // which sendICMPError refuses).
+            sendICMPError(type: ICMPv4Message.MessageType.destinationUnreachable,
+                          code: ICMPv4Message.UnreachableCode.port, restOfHeader: 0,
+                          about: info, payload: bytes, quoted: quoted, now: now)
+            return
+        }
+        statistics.udpDelivered += 1
+        socket.handler.datagramReceived(datagram.payload, from: Endpoint(.v4(info.source), datagram.sourcePort),
+                                        to: Endpoint(.v4(info.destination), port), on: id)
+    }
+
+    /// The socket for `port` that accepts datagrams to `address`: one bound
+    /// to that address first, else a wildcard one.
+    func udpSocket(port: UInt16, address: IPv4Address) -> (UDPSocketID, UDPSocket)? {
+        var wildcard: (UDPSocketID, UDPSocket)? = nil
+        for (id, socket) in udpSockets where socket.port == port {
+            if socket.address == address { return (id, socket) }
+            if socket.address == nil { wildcard = (id, socket) }
+        }
+        return wildcard
+    }
+
+    // MARK: Stack contract: UDP
+
+    public var localAddresses: [IPAddress] {
+        configuration.ipv4.map { [.v4($0.address)] } ?? []
+    }
+
+    public func bindUDP(port: UInt16, address: IPAddress?, handler: any UDPHandler) throws(DeviceError) -> UDPSocketID {
+        var bound: IPv4Address? = nil
+        switch address {
+        case nil:
+            bound = nil
+        case .v4(let a)?:
+            if a != .any {
+                guard a == configuration.ipv4?.address else { throw .addressNotAvailable(.v4(a)) }
+                bound = a
+            }
+        case .v6(let a)?:
+            throw .addressNotAvailable(.v6(a))
+        }
+        guard udpSockets.count < configuration.maximumUDPSockets else { throw .resourceExhausted("UDP sockets") }
+        func conflicts(_ p: UInt16) -> Bool {
+            udpSockets.values.contains { $0.port == p && ($0.address == nil || bound == nil || $0.address == bound) }
+        }
+        var chosen = port
+        if port == 0 {
+            guard let p = configuration.ephemeralPorts.choose(using: entropy, isInUse: conflicts) else {
+                throw .resourceExhausted("ephemeral UDP ports")
+            }
+            chosen = p
+        } else if conflicts(port) || port == DHCPClient.clientPort && dhcpClient != nil {
+            throw .addressInUse(Endpoint(bound.map { .v4($0) } ?? .v4(.any), port))
+        }
+        let id = UDPSocketID(rawValue: nextSocketID)
+        nextSocketID &+= 1
+        udpSockets[id] = UDPSocket(port: chosen, address: bound, handler: handler)
+        return id
+    }
+
+    public func localEndpoint(of socket: UDPSocketID) -> Endpoint? {
+        guard let s = udpSockets[socket] else { return nil }
+        return Endpoint(.v4(s.address ?? configuration.ipv4?.address ?? .any), s.port)
+    }
+
+    public func send(_ payload: Span<UInt8>, to destination: Endpoint, from socket: UDPSocketID) throws(DeviceError) {
+        guard let s = udpSockets[socket] else { throw .unknownHandle }
+        guard case .v4(let address) = destination.address else { throw .networkUnreachable(destination.address) }
+        let length = payload.count
+        guard length <= UDPHeader.maximumPayloadLength - IPv4Header.length else {
+            throw .messageTooLarge(size: length, limit: UDPHeader.maximumPayloadLength - IPv4Header.length)
+        }
+        guard let source = s.address ?? configuration.ipv4?.address else { throw .networkUnreachable(destination.address) }
+        let header = UDPHeader(sourcePort: s.port, destinationPort: destination.port, payloadLength: length)
+        do {
+            try sendIPv4(to: address, from: source, protocol: IPProtocol.udp, payloadLength: UDPHeader.length + length) { buffer, offset in
+                for i in 0..<length { buffer[offset + UDPHeader.length + i] = payload[i] }
+                header.emit(into: &buffer, at: offset, source: source, destination: address)
+            }
+        } catch {
+            throw deviceError(error)
+        }
+        statistics.udpSent += 1
+    }
+
+    public func closeUDP(_ socket: UDPSocketID) {
+        udpSockets[socket] = nil
+    }
+
+    // MARK: Stack contract: TCP (TCPIP part 2)
+
+    static var tcpUnavailable: DeviceError { .unsupported("TCP arrives in MirageTCPIP with TCPIP part 2") }
+
+    public func listen(port: UInt16, address: IPAddress?, backlog: Int, handler: any TCPHandler) throws(DeviceError) -> ListenerID {
+        throw Self.tcpUnavailable
+    }
+    public func localEndpoint(of listener: ListenerID) -> Endpoint? { nil }
+    public func closeListener(_ listener: ListenerID) {}
+    public func connect(to remote: Endpoint, timeout: Interval?, handler: any TCPHandler) throws(DeviceError) -> ConnectionID {
+        throw Self.tcpUnavailable
+    }
+    public func endpoints(of connection: ConnectionID) -> (local: Endpoint, remote: Endpoint)? { nil }
+    public func setHandler(_ handler: any TCPHandler, for connection: ConnectionID) throws(DeviceError) {
+        throw .unknownHandle
+    }
+    public func write(_ bytes: Span<UInt8>, on connection: ConnectionID) throws(DeviceError) -> Int {
+        throw .unknownHandle
+    }
+    public func pauseReading(_ connection: ConnectionID) {}
+    public func resumeReading(_ connection: ConnectionID) {}
+    public func shutdownWrite(_ connection: ConnectionID) {}
+    public func close(_ connection: ConnectionID) {}
+    public func abort(_ connection: ConnectionID) {}
+}

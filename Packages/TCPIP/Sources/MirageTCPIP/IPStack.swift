@@ -1,0 +1,311 @@
+import MirageDevices
+
+/// Receives ICMP echo replies for pings the stack sent (`IPStack.ping`).
+public protocol EchoReplyHandler: AnyObject {
+    /// An echo reply arrived.
+    func echoReplyReceived(from source: IPv4Address, identifier: UInt16, sequence: UInt16, payloadLength: Int)
+}
+
+/// Ethernet, ARP, IPv4, ICMP and UDP over one network interface: the layers
+/// of mirage-tcpip below TCP, as one object implementing the `Stack`
+/// contract (UDP now; TCP arrives with TCPIP part 2 and is refused with
+/// `DeviceError.unsupported` until then).
+///
+/// The stack is driven by its interface (received frames), its timer
+/// scheduler and application calls; it reads time from `clock` and
+/// randomness from `entropy` and touches nothing else. It installs itself
+/// as the interface's handler.
+public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterfaceHandler, TimerHandler {
+    /// Tunables; every queue and table is bounded by one of these.
+    public struct Configuration {
+        /// Static IPv4 configuration; nil with `dhcp` set, or before one is known.
+        public var ipv4: IPv4Configuration?
+        /// Run a DHCP client (RFC 2131) to obtain the configuration.
+        public var dhcp: Bool = false
+        /// TTL of datagrams we send.
+        public var timeToLive: UInt8 = 64
+        /// ARP table limits and timings.
+        public var arp = ARPCache.Configuration()
+        /// Fragment reassembly limits.
+        public var reassembly = IPv4Reassembler.Configuration()
+        /// ICMP errors per second we generate, and the burst.
+        public var icmpErrorRate: Int = 100
+        /// ICMP error burst size.
+        public var icmpErrorBurst: Int = 50
+        /// Most UDP sockets open at once.
+        public var maximumUDPSockets: Int = 1024
+        /// Most destinations with a learned path MTU.
+        public var maximumPathMTUEntries: Int = 256
+        /// How long a learned path MTU is kept (RFC 1191 §6.3: about 10 minutes).
+        public var pathMTULifetime: Interval = .seconds(600)
+        /// Ephemeral ports for UDP sockets bound to port 0.
+        public var ephemeralPorts: EphemeralPortRange = .default
+
+        /// A configuration with a static address, or none.
+        public init(ipv4: IPv4Configuration? = nil, dhcp: Bool = false) {
+            self.ipv4 = ipv4
+            self.dhcp = dhcp
+        }
+    }
+
+    struct UDPSocket {
+        var port: UInt16
+        var address: IPv4Address?
+        var handler: any UDPHandler
+    }
+
+    struct PathMTU {
+        var mtu: Int
+        var expires: Instant
+    }
+
+    /// The interface the stack runs on.
+    public let interface: Interface
+    let clock: any MonotonicClock
+    let scheduler: any TimerScheduler
+    let entropy: any EntropySource
+    /// The configuration given at creation (the IPv4 part may change).
+    public private(set) var configuration: Configuration
+    /// Counters.
+    public internal(set) var statistics = IPStackStatistics()
+    /// Where echo replies go.
+    public var echoReplyHandler: (any EchoReplyHandler)?
+    /// Told when the IPv4 configuration changes (DHCP lease, expiry).
+    public var configurationHandler: (any IPConfigurationHandler)?
+
+    var arp: ARPCache
+    var reassembler: IPv4Reassembler
+    var icmpLimiter: ICMPRateLimiter
+    var udpSockets: [UDPSocketID: UDPSocket] = [:]
+    var nextSocketID: UInt32 = 1
+    var pathMTUs: [IPv4Address: PathMTU] = [:]
+    var nextIdentification: UInt16
+    var dhcpClient: DHCPClient?
+    var timer: TimerID?
+    var timerDeadline: Instant?
+    var arpActions: [ARPCache.Action] = []
+
+    /// Creates the stack over `interface` and installs it as the
+    /// interface's handler. With `configuration.dhcp` the DHCP client
+    /// starts at once.
+    public init(interface: Interface, configuration: Configuration, clock: any MonotonicClock,
+                scheduler: any TimerScheduler, entropy: any EntropySource) {
+        self.interface = interface
+        self.configuration = configuration
+        self.clock = clock
+        self.scheduler = scheduler
+        self.entropy = entropy
+        arp = ARPCache(configuration: configuration.arp)
+        reassembler = IPv4Reassembler(configuration: configuration.reassembly)
+        icmpLimiter = ICMPRateLimiter(ratePerSecond: configuration.icmpErrorRate, burst: configuration.icmpErrorBurst,
+                                      now: clock.now())
+        // RFC 6864 §4.1: IDs need only be unique per source, destination and
+        // protocol while fragments can be in flight; a counter with a random
+        // start is enough and hides nothing a counter per peer would.
+        nextIdentification = UInt16(truncatingIfNeeded: entropy.nextUInt64())
+        interface.handler = self
+        if configuration.dhcp {
+            let client = DHCPClient(hardwareAddress: interface.macAddress, entropy: entropy)
+            dhcpClient = client
+            dhcpStart()
+        } else if configuration.ipv4 != nil {
+            sendGratuitousARP()
+        }
+        rearmTimer()
+    }
+
+    /// The current IPv4 configuration, if any.
+    public var ipv4: IPv4Configuration? { configuration.ipv4 }
+
+    /// Changes the IPv4 configuration (nil removes it) and announces the
+    /// new address with a gratuitous ARP (RFC 5227 §3).
+    public func setIPv4(_ new: IPv4Configuration?) {
+        guard new != configuration.ipv4 else { return }
+        configuration.ipv4 = new
+        if new != nil { sendGratuitousARP() }
+        configurationHandler?.ipv4ConfigurationChanged(new)
+    }
+
+    /// Breaks the reference from the interface to the stack and cancels
+    /// its timer. The stack does nothing afterwards.
+    public func detach() {
+        interface.handler = nil
+        if let t = timer { scheduler.cancel(t) }
+        timer = nil
+    }
+
+    // MARK: Receive
+
+    public func frameReceived(_ frame: Span<UInt8>, metadata: ReceiveMetadata) {
+        statistics.framesReceived += 1
+        let ethernet: EthernetFrame
+        do {
+            ethernet = try EthernetFrame(checking: frame)
+        } catch {
+            statistics.droppedMalformedEthernet += 1
+            return
+        }
+        let destination = ethernet.destination
+        guard destination == interface.macAddress || destination.isBroadcast else {
+            statistics.droppedNotOurMAC += 1
+            return
+        }
+        guard ethernet.vlanID == nil else {
+            statistics.droppedVLANTagged += 1
+            return
+        }
+        let now = clock.now()
+        switch ethernet.etherType {
+        case EtherType.arp:
+            receiveARP(ethernet.payload, now: now)
+        case EtherType.ipv4:
+            receiveIPv4(ethernet.payload, checksumVerified: metadata.checksumVerified, now: now)
+        default:
+            statistics.droppedUnknownEtherType += 1
+        }
+    }
+
+    public func receiveBatchEnded() {
+        rearmTimer()
+    }
+
+    public func transmitReady() {
+        // UDP has no writable event and ARP/ICMP output is not retried, so
+        // there is nothing waiting for room yet (TCP will be).
+    }
+
+    public func timerFired(_ id: TimerID, now: Instant) {
+        guard id == timer else { return }
+        timer = nil
+        timerDeadline = nil
+        arp.timerFired(now: now, actions: &arpActions)
+        performARPActions(now: now)
+        let expired = reassembler.expire(now: now)
+        statistics.droppedFragments += UInt64(expired)
+        pathMTUs = pathMTUs.filter { $0.value.expires > now }
+        dhcpTimer(now: now)
+        rearmTimer()
+    }
+
+    func rearmTimer() {
+        var next: Instant? = arp.nextDeadline()
+        if let r = reassembler.nextDeadline(), next.map({ r < $0 }) ?? true { next = r }
+        if let d = dhcpClient?.nextDeadline, next.map({ d < $0 }) ?? true { next = d }
+        guard let deadline = next else {
+            if let t = timer { scheduler.cancel(t) }
+            timer = nil
+            timerDeadline = nil
+            return
+        }
+        if let current = timerDeadline, current == deadline, timer != nil { return }
+        if let t = timer { scheduler.cancel(t) }
+        timer = scheduler.schedule(at: deadline, self)
+        timerDeadline = deadline
+    }
+
+    // MARK: ARP
+
+    func receiveARP(_ bytes: Span<UInt8>, now: Instant) {
+        let message: ARPMessage
+        do {
+            let packet = try ARPPacket(checking: bytes)
+            guard let m = ARPMessage(packet) else {
+                statistics.droppedMalformedARP += 1
+                return
+            }
+            message = m
+        } catch {
+            statistics.droppedMalformedARP += 1
+            return
+        }
+        let ours = configuration.ipv4?.address
+        let forUs = ours != nil && message.targetProtocol == ours
+        // RFC 826 merge: update a known sender; add it when the message is for us.
+        arp.learn(message.senderProtocol, is: message.senderHardware, create: forUs, now: now, actions: &arpActions)
+        if forUs, message.operation == .request, let ours {
+            let reply = ARPMessage(operation: .reply, senderHardware: interface.macAddress, senderProtocol: ours,
+                                   targetHardware: message.senderHardware, targetProtocol: message.senderProtocol)
+            transmitARP(reply, to: message.senderHardware)
+        }
+        performARPActions(now: now)
+    }
+
+    func transmitARP(_ message: ARPMessage, to destination: MACAddress) {
+        let source = interface.macAddress
+        let length = EthernetHeader.length + ARPMessage.length
+        do {
+            try interface.transmit(length: length, metadata: .none) { buffer in
+                EthernetHeader(destination: destination, source: source, etherType: EtherType.arp).emit(into: &buffer)
+                message.emit(into: &buffer, at: EthernetHeader.length)
+                return length
+            }
+            statistics.framesTransmitted += 1
+        } catch {
+            statistics.transmitDropped += 1
+        }
+    }
+
+    func sendARPRequest(for target: IPv4Address, to destination: MACAddress = .broadcast) {
+        let sender = configuration.ipv4?.address ?? .any
+        let request = ARPMessage(operation: .request, senderHardware: interface.macAddress, senderProtocol: sender,
+                                 targetHardware: .zero, targetProtocol: target)
+        transmitARP(request, to: destination)
+    }
+
+    /// RFC 5227 §3 announcement: a request whose sender and target are our address.
+    func sendGratuitousARP() {
+        guard let ours = configuration.ipv4?.address else { return }
+        let announce = ARPMessage(operation: .request, senderHardware: interface.macAddress, senderProtocol: ours,
+                                  targetHardware: .zero, targetProtocol: ours)
+        transmitARP(announce, to: .broadcast)
+    }
+
+    func performARPActions(now: Instant) {
+        let hadActions = !arpActions.isEmpty
+        defer { if hadActions { rearmTimer() } }
+        while !arpActions.isEmpty {
+            let actions = arpActions
+            arpActions.removeAll()
+            for action in actions {
+                switch action {
+                case .sendRequest(let ip):
+                    sendARPRequest(for: ip)
+                case .sendRefresh(let ip, let mac):
+                    sendARPRequest(for: ip, to: mac)
+                case .release(let packets, let mac):
+                    for p in packets { transmitIPv4Packet(p, to: mac) }
+                case .failed:
+                    // Its queue is counted through the table's drop counter below.
+                    break
+                }
+            }
+        }
+        statistics.droppedARPPending += arp.statistics.droppedPackets - arpDropsCounted
+        arpDropsCounted = arp.statistics.droppedPackets
+    }
+    var arpDropsCounted: UInt64 = 0
+
+    /// The MAC address of `address` if the ARP table knows it.
+    public func arpEntry(for address: IPv4Address) -> MACAddress? { arp.peek(address) }
+
+    /// Sends an ARP request for `address` now, whatever the table says.
+    public func resolve(_ address: IPv4Address) {
+        var actions: [ARPCache.Action] = []
+        if arp.lookup(address, now: clock.now(), actions: &actions) == nil {
+            sendARPRequest(for: address)
+        }
+        arpActions += actions
+        performARPActions(now: clock.now())
+    }
+
+    /// The ARP table's counters.
+    public var arpStatistics: ARPCache.Statistics { arp.statistics }
+    /// The reassembler's counters.
+    public var reassemblyStatistics: IPv4Reassembler.Statistics { reassembler.statistics }
+}
+
+/// Told when an `IPStack`'s IPv4 configuration changes.
+public protocol IPConfigurationHandler: AnyObject {
+    /// The new configuration, or nil when the address was lost.
+    func ipv4ConfigurationChanged(_ configuration: IPv4Configuration?)
+}
