@@ -9,12 +9,16 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+// Cores with checked views over spans (`~Escapable` types) need Lifetimes.
+// Test targets stay on `strict`: the feature breaks Swift Testing's macros.
+let core: [SwiftSetting] = strict + [.enableExperimentalFeature("Lifetimes")]
 
 let package = Package(
     name: "MirageSwift",
     products: [
         .library(name: "MirageDevices", targets: ["MirageDevices"]),
         .library(name: "MiragePlatform", targets: ["MiragePlatform"]),
+        .library(name: "MirageTCPIP", targets: ["MirageTCPIP"]),
         .library(name: "MirageCommandLine", targets: ["MirageCommandLine"]),
         .library(name: "MirageEcho", targets: ["MirageEcho"]),
         .executable(name: "mirage-echo", targets: ["mirage-echo"]),
@@ -33,6 +37,20 @@ let package = Package(
             name: "MirageDevicesTests",
             dependencies: ["MirageDevices"],
             path: "Packages/Devices/Tests/MirageDevicesTests",
+            swiftSettings: strict
+        ),
+
+        // TCPIP: Ethernet, ARP, IPv4, ICMP, UDP, DHCP (TCP in part 2).
+        .target(
+            name: "MirageTCPIP",
+            dependencies: ["MirageDevices"],
+            path: "Packages/TCPIP/Sources/MirageTCPIP",
+            swiftSettings: core
+        ),
+        .testTarget(
+            name: "MirageTCPIPTests",
+            dependencies: ["MirageTCPIP", "MirageDevices"],
+            path: "Packages/TCPIP/Tests/MirageTCPIPTests",
             swiftSettings: strict
         ),
 

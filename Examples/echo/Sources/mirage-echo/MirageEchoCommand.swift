@@ -1,0 +1,106 @@
+import ArgumentParser
+import Glibc
+import MirageCommandLine
+import MirageDevices
+import MirageEcho
+import MiragePlatform
+
+/// `mirage-echo`: the echo, discard and character generator services of
+/// `MirageEcho` on Linux. The logic is the portable library; this is only
+/// the command line, the loop and the signals.
+@main
+struct MirageEchoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mirage-echo",
+        abstract: "Echo (RFC 862), discard (RFC 863) and character generator (RFC 864) over MirageSwift's stack contract.",
+        discussion: """
+            The services listen on the standard ports moved up by --port-base \
+            (default \(defaultPortBase)): echo on \(defaultPortBase + 7), discard on \
+            \(defaultPortBase + 9), source on \(defaultPortBase + 19). Stop with Ctrl-C \
+            or SIGTERM.
+            """)
+
+    /// Default `--port-base`, so nothing needs privileges.
+    static let defaultPortBase: UInt16 = 7000
+
+    @OptionGroup var network: MirageOptions
+    @OptionGroup var ports: PortBaseOption
+
+    func validate() throws {
+        let base = ports.resolved(default: Self.defaultPortBase)
+        do throws(MirageOptionsError) {
+            _ = try PortBaseOption.port(EchoService.source.standardPort, base: base)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func run() throws {
+        let base = ports.resolved(default: Self.defaultPortBase)
+        let listenAddress = IPAddress.v4(.loopback)
+        guard let configuration = EchoConfiguration.offset(by: base, address: listenAddress) else {
+            throw ValidationError(MirageOptionsError.portOutOfRange(base: base, offset: EchoService.source.standardPort).description)
+        }
+
+        let loop: EventLoop
+        let stack: SocketStack
+        do throws(DeviceError) {
+            loop = try EventLoop()
+        } catch {
+            standardError("mirage-echo: error: cannot create the event loop: \(error)")
+            throw ExitCode(1)
+        }
+        do throws(MirageOptionsError) {
+            stack = try network.makeStack(loop: loop)
+        } catch {
+            MirageOptions.report(error, program: "mirage-echo")
+            throw ExitCode(2)
+        }
+        for note in network.socketStackNotes { standardError(note) }
+        // Before the "listening" lines: whoever reads them may signal at once.
+        let signals = SignalWatcher(loop: loop, signals: [SIGINT, SIGTERM])
+
+        // The loop thread is this thread until `run`, so setting up here is
+        // on the loop's thread.
+        let server = EchoServer(stack: stack, configuration: configuration)
+        do throws(DeviceError) {
+            try server.start()
+        } catch {
+            standardError("mirage-echo: error: cannot listen: \(error)")
+            throw ExitCode(1)
+        }
+        for service in [EchoService.echo, .discard, .source] {
+            guard let endpoint = server.tcpEndpoint(service) else { continue }
+            let transports = server.udpEndpoint(service) != nil ? "tcp, udp" : "tcp"
+            standardOutput("\(service) on \(endpoint) (\(transports))")
+        }
+
+
+        do throws(DeviceError) {
+            try loop.run()
+        } catch {
+            standardError("mirage-echo: error: the event loop failed: \(error)")
+            throw ExitCode(1)
+        }
+        let signal = signals.received ?? 0
+        signals.close()
+        server.stop()
+        stack.closeAll()
+        let counters = server.counters
+        standardOutput(
+            "stopped by signal \(signal): \(counters.connectionsAccepted) connections, "
+                + "\(counters.echoBytesSent) bytes echoed, \(counters.discardBytes) discarded, "
+                + "\(counters.sourceBytesSent) generated, \(counters.datagramsEchoed) datagrams echoed")
+    }
+}
+
+/// Writes a line to standard output now (not held in a buffer when the
+/// output is a pipe or file, so a supervising process sees it at once).
+func standardOutput(_ line: String) {
+    writeLine(line, to: STDOUT_FILENO)
+}
+
+/// Writes a line to standard error.
+func standardError(_ line: String) {
+    writeLine(line, to: STDERR_FILENO)
+}

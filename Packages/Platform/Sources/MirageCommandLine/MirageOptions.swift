@@ -1,0 +1,255 @@
+import ArgumentParser
+import MirageDevices
+import MiragePlatform
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The network a program runs on, named like MirageOS's `--net` boot parameter.
+public enum NetworkBackend: String, CaseIterable, ExpressibleByArgument, Sendable {
+    /// The kernel's TCP/IP through ordinary sockets (`SocketStack`); needs no root.
+    case socket
+    /// Our own TCP/IP stack (MirageTCPIP) on a tap device.
+    case tap
+}
+
+/// An IPv4 address with its prefix length, as in `10.0.0.2/24`.
+public struct IPv4Prefix: Hashable, Sendable, CustomStringConvertible, ExpressibleByArgument {
+    /// The interface address.
+    public var address: IPv4Address
+    /// The network prefix length, 0 through 32.
+    public var prefixLength: Int
+
+    /// An address and prefix length; nil when the length is above 32 or negative.
+    public init?(address: IPv4Address, prefixLength: Int) {
+        guard (0...32).contains(prefixLength) else { return nil }
+        self.address = address
+        self.prefixLength = prefixLength
+    }
+
+    /// Parses `a.b.c.d/n`; throws a message that says which part is wrong.
+    public init(parsing text: String) throws(MirageOptionsError) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { throw .missingPrefixLength(text) }
+        guard let address = IPv4Address(String(parts[0])) else { throw .badIPv4Address(String(parts[0])) }
+        guard let length = Int(parts[1]), (0...32).contains(length), parts[1].allSatisfy({ $0.isASCII && $0.isNumber })
+        else { throw .badPrefixLength(String(parts[1])) }
+        self.address = address
+        self.prefixLength = length
+    }
+
+    /// Parses `a.b.c.d/n` from the command line.
+    public init?(argument: String) {
+        guard let value = try? IPv4Prefix(parsing: argument) else { return nil }
+        self = value
+    }
+
+    /// The network mask, e.g. 255.255.255.0 for /24.
+    public var netmask: IPv4Address {
+        IPv4Address(rawValue: prefixLength == 0 ? 0 : UInt32.max << UInt32(32 - prefixLength))
+    }
+
+    /// Whether `other` is on this network.
+    public func contains(_ other: IPv4Address) -> Bool {
+        (other.rawValue & netmask.rawValue) == (address.rawValue & netmask.rawValue)
+    }
+
+    public var description: String { "\(address)/\(prefixLength)" }
+}
+
+/// What is wrong with the command line, said precisely.
+public enum MirageOptionsError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// `--ipv4` without `/prefix`.
+    case missingPrefixLength(String)
+    /// Not a dotted-quad IPv4 address.
+    case badIPv4Address(String)
+    /// A prefix length that is not a number from 0 to 32.
+    case badPrefixLength(String)
+    /// Two options that cannot be used together.
+    case conflicting(String, String)
+    /// An option that needs another one.
+    case requires(String, String)
+    /// The gateway is not on the `--ipv4` network.
+    case gatewayOffNetwork(gateway: IPv4Address, network: IPv4Prefix)
+    /// `--port-base` so high that a service port would pass 65535.
+    case portOutOfRange(base: UInt16, offset: UInt16)
+    /// `--net tap` asked for, but MirageTCPIP is not part of MirageSwift yet.
+    case tapUnavailable
+    /// The event loop or stack could not be set up.
+    case platform(DeviceError)
+
+    public var description: String {
+        switch self {
+        case .missingPrefixLength(let text):
+            "'\(text)' needs a prefix length, as in 10.0.0.2/24"
+        case .badIPv4Address(let text):
+            "'\(text)' is not an IPv4 address (four decimal octets, as in 10.0.0.2)"
+        case .badPrefixLength(let text):
+            "'\(text)' is not a prefix length (a number from 0 to 32)"
+        case .conflicting(let a, let b):
+            "\(a) and \(b) cannot be used together"
+        case .requires(let a, let b):
+            "\(a) needs \(b)"
+        case .gatewayOffNetwork(let gateway, let network):
+            "the gateway \(gateway) is not on the network \(network)"
+        case .portOutOfRange(let base, let offset):
+            "--port-base \(base) puts port \(offset) past 65535"
+        case .tapUnavailable:
+            "--net tap needs MirageTCPIP, our own TCP/IP stack, which is not available yet; use --net socket"
+        case .platform(let error):
+            "cannot set up the network: \(error)"
+        }
+    }
+}
+
+/// The network options every MirageSwift program shares, named like
+/// MirageOS's boot parameters. Include with `@OptionGroup var network: MirageOptions`.
+public struct MirageOptions: ParsableArguments, Sendable {
+    /// `--net socket|tap`.
+    @Option(help: "The network stack: 'socket' (the kernel's, no root) or 'tap' (MirageTCPIP on a tap device).")
+    public var net: NetworkBackend = .socket
+
+    /// `--tap NAME`.
+    @Option(help: ArgumentHelp("The tap device to use with --net tap.", valueName: "name"))
+    public var tap: String?
+
+    /// `--ipv4 ADDRESS/PREFIX`.
+    @Option(
+        name: .customLong("ipv4"),
+        help: ArgumentHelp("The interface address and prefix length, e.g. 10.0.0.2/24.", valueName: "address/prefix"),
+        transform: { text in
+            do throws(MirageOptionsError) {
+                return try IPv4Prefix(parsing: text)
+            } catch {
+                throw ValidationError(error.description)
+            }
+        })
+    public var ipv4: IPv4Prefix?
+
+    /// `--ipv4-gateway ADDRESS`.
+    @Option(
+        name: .customLong("ipv4-gateway"),
+        help: ArgumentHelp("The default IPv4 gateway, e.g. 10.0.0.1.", valueName: "address"),
+        transform: { text in
+            guard let address = IPv4Address(text) else {
+                throw ValidationError(MirageOptionsError.badIPv4Address(text).description)
+            }
+            return address
+        })
+    public var ipv4Gateway: IPv4Address?
+
+    /// `--dhcp`.
+    @Flag(help: "Configure IPv4 with DHCP instead of --ipv4.")
+    public var dhcp = false
+
+    /// `--pcap FILE`.
+    @Option(help: ArgumentHelp("Record every frame to this pcap file (with --net tap).", valueName: "file"))
+    public var pcap: String?
+
+    /// Options as parsed from nothing: `--net socket` and no addresses.
+    public init() {}
+
+    /// Checks the combination of options (see `check`), for ArgumentParser.
+    public func validate() throws {
+        do throws(MirageOptionsError) {
+            try check()
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// The cross-option rules, as a typed error.
+    public func check() throws(MirageOptionsError) {
+        if dhcp && ipv4 != nil { throw .conflicting("--dhcp", "--ipv4") }
+        if dhcp && ipv4Gateway != nil { throw .conflicting("--dhcp", "--ipv4-gateway") }
+        if let gateway = ipv4Gateway {
+            guard let network = ipv4 else { throw .requires("--ipv4-gateway", "--ipv4") }
+            guard network.contains(gateway) else { throw .gatewayOffNetwork(gateway: gateway, network: network) }
+        }
+        if tap != nil && net != .tap { throw .requires("--tap", "--net tap") }
+    }
+
+    /// Remarks on options that a socket stack does not use, one line each
+    /// (print them before starting).
+    public var socketStackNotes: [String] {
+        guard net == .socket else { return [] }
+        var notes: [String] = []
+        if pcap != nil { notes.append("note: --pcap records only with --net tap; the kernel's sockets show no frames") }
+        if dhcp { notes.append("note: --dhcp is ignored with --net socket: the kernel's addresses are used") }
+        if ipv4Gateway != nil { notes.append("note: --ipv4-gateway is ignored with --net socket: the kernel routes") }
+        return notes
+    }
+
+    /// The stack these options ask for, on `loop`. `--net tap` throws
+    /// `tapUnavailable` until MirageTCPIP exists; `--ipv4` adds its address
+    /// to the socket stack's `localAddresses`.
+    public func makeStack(loop: EventLoop) throws(MirageOptionsError) -> SocketStack {
+        try check()
+        switch net {
+        case .tap:
+            throw .tapUnavailable
+        case .socket:
+            var configuration = SocketStack.Configuration()
+            if let ipv4 { configuration.addresses.append(.v4(ipv4.address)) }
+            return SocketStack(loop: loop, configuration: configuration)
+        }
+    }
+
+    /// Prints `error` to standard error as `program: error: …`.
+    public static func report(_ error: MirageOptionsError, program: String) {
+        writeLine("\(program): error: \(error.description)", to: STDERR_FILENO)
+    }
+}
+
+/// `--port N`: for programs that serve one port. Include with
+/// `@OptionGroup var port: PortOption` and read `port.resolved(default:)`.
+public struct PortOption: ParsableArguments, Sendable {
+    /// `--port N`; nil when not given.
+    @Option(help: ArgumentHelp("The port to listen on (default: the program's own).", valueName: "port"))
+    public var port: UInt16?
+
+    /// Options as parsed from nothing.
+    public init() {}
+
+    /// The given port, or the program's default.
+    public func resolved(default port: UInt16) -> UInt16 { self.port ?? port }
+}
+
+/// `--port-base N`: for programs that serve several well-known ports, moved
+/// up by N so they run without privileges (7000: echo on 7007).
+public struct PortBaseOption: ParsableArguments, Sendable {
+    /// `--port-base N`; nil when not given.
+    @Option(
+        name: .customLong("port-base"),
+        help: ArgumentHelp("Added to every standard port (default: the program's own).", valueName: "base"))
+    public var portBase: UInt16?
+
+    /// Options as parsed from nothing.
+    public init() {}
+
+    /// The given base, or the program's default.
+    public func resolved(default base: UInt16) -> UInt16 { portBase ?? base }
+
+    /// `base + port`, or `portOutOfRange` when it would pass 65535.
+    public static func port(_ port: UInt16, base: UInt16) throws(MirageOptionsError) -> UInt16 {
+        let (sum, overflow) = base.addingReportingOverflow(port)
+        if overflow { throw .portOutOfRange(base: base, offset: port) }
+        return sum
+    }
+}
+
+/// Writes `line` and a newline to `fd` (standard output or error) at once,
+/// unbuffered, so a supervising process sees it immediately.
+public func writeLine(_ line: String, to fd: Int32) {
+    var bytes = Array((line + "\n").utf8)
+    var offset = 0
+    // Bounded: a short write is retried at most a few times.
+    for _ in 0..<16 where offset < bytes.count {
+        let written = bytes.withUnsafeMutableBytes { raw in
+            Glibc.write(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset)
+        }
+        if written <= 0 { return }
+        offset += written
+    }
+}

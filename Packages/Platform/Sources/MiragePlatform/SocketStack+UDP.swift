@@ -1,0 +1,118 @@
+import Glibc
+import MirageDevices
+
+/// One bound UDP socket of a `SocketStack`.
+final class UDPSocket {
+    let id: UDPSocketID
+    let fd: Int32
+    let family: Int32
+    /// Bound to the wildcard of a dual-stack socket: IPv4 peers too.
+    let dualStack: Bool
+    let handler: any UDPHandler
+    let local: Endpoint
+
+    init(id: UDPSocketID, fd: Int32, family: Int32, dualStack: Bool, handler: any UDPHandler, local: Endpoint) {
+        self.id = id
+        self.fd = fd
+        self.family = family
+        self.dualStack = dualStack
+        self.handler = handler
+        self.local = local
+    }
+}
+
+extension SocketStack {
+    public func bindUDP(port: UInt16, address: IPAddress?, handler: any UDPHandler) throws(DeviceError) -> UDPSocketID {
+        let (fd, family) = try openBound(type: Int32(SOCK_DGRAM.rawValue), port: port, address: address, reuseAddress: false)
+        // Ask for each datagram's destination address (RFC 3542 §6 for IPv6).
+        // A dual-stack socket reports IPv4 datagrams with IP_PKTINFO.
+        SocketCalls.setOption(fd, Int32(IPPROTO_IP), IP_PKTINFO, 1)
+        if family == AF_INET6 { SocketCalls.setOption(fd, Int32(IPPROTO_IPV6), IPV6_RECVPKTINFO, 1) }
+        guard let local = SocketCalls.localEndpoint(fd) else {
+            let code = errno
+            FileDescriptor.close(fd)
+            throw .system(call: "getsockname", errno: code)
+        }
+        let id = nextID()
+        try register(fd, interest: .read, as: .udp(id))
+        udpSockets[id] = UDPSocket(
+            id: UDPSocketID(rawValue: id), fd: fd, family: family, dualStack: family == AF_INET6 && address == nil,
+            handler: handler, local: local)
+        return UDPSocketID(rawValue: id)
+    }
+
+    public func localEndpoint(of socket: UDPSocketID) -> Endpoint? {
+        udpSockets[socket.rawValue]?.local
+    }
+
+    public func send(_ payload: Span<UInt8>, to destination: Endpoint, from socket: UDPSocketID) throws(DeviceError) {
+        guard let entry = udpSockets[socket.rawValue] else { throw .unknownHandle }
+        guard destination.port != 0 else { throw .invalidArgument("cannot send to port 0") }
+        let limit: Int
+        switch destination.address {
+        case .v4:
+            guard entry.family == AF_INET || entry.dualStack else {
+                throw .invalidArgument("an IPv6 socket bound to \(entry.local.address) cannot send to \(destination.address)")
+            }
+            limit = Self.maximumIPv4DatagramSize
+        case .v6:
+            guard entry.family == AF_INET6 else {
+                throw .invalidArgument("an IPv4 socket cannot send to \(destination.address)")
+            }
+            limit = Self.maximumIPv6DatagramSize
+        }
+        guard payload.count <= limit else { throw .messageTooLarge(size: payload.count, limit: limit) }
+        let sent = SocketCalls.sendTo(entry.fd, payload, SocketAddress(destination, family: entry.family))
+        guard sent < 0 else { return }
+        let code = Int32(truncatingIfNeeded: -sent)
+        switch code {
+        case EAGAIN, EWOULDBLOCK, ENOBUFS, EINTR:
+            throw .wouldBlock
+        case EMSGSIZE:
+            throw .messageTooLarge(size: payload.count, limit: limit)
+        case ENETUNREACH, EHOSTUNREACH:
+            throw .networkUnreachable(destination.address)
+        case ECONNREFUSED:
+            // An ICMP port unreachable answering an earlier datagram was
+            // reported on this one; this datagram was not sent. UDP may
+            // lose datagrams: say so as `wouldBlock`, the caller's to retry.
+            throw .wouldBlock
+        default:
+            throw .system(call: "sendto", errno: code)
+        }
+    }
+
+    public func closeUDP(_ socket: UDPSocketID) {
+        guard let entry = udpSockets.removeValue(forKey: socket.rawValue) else { return }
+        release(entry.fd)
+    }
+
+    /// Receives up to `datagramsPerWakeup` datagrams.
+    func receiveDatagrams(_ socket: UDPSocket) {
+        for _ in 0..<max(configuration.datagramsPerWakeup, 1) {
+            // A handler may have closed the socket.
+            guard udpSockets[socket.id.rawValue] === socket else { return }
+            switch receiveBuffer.receiveDatagram(from: socket.fd) {
+            case .failure(let failure):
+                if failure.code == EAGAIN || failure.code == EWOULDBLOCK { return }
+                // ECONNREFUSED and friends: an ICMP error for an earlier
+                // datagram; the next datagram may be fine.
+                counters.datagramReceiveErrors += 1
+                continue
+            case .success(let datagram):
+                guard !datagram.truncated else {
+                    counters.datagramsTruncated += 1
+                    continue
+                }
+                guard let source = datagram.source.endpoint else {
+                    counters.datagramReceiveErrors += 1
+                    continue
+                }
+                let destination = Endpoint(datagram.destination ?? socket.local.address, socket.local.port)
+                receiveBuffer.withSpan(count: datagram.count) {
+                    socket.handler.datagramReceived($0, from: source, to: destination, on: socket.id)
+                }
+            }
+        }
+    }
+}
