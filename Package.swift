@@ -68,7 +68,7 @@ let package = Package(
         .target(
             name: "MirageCommandLine",
             dependencies: [
-                "MiragePlatform",
+                "MiragePlatform", "MirageDevices", "MirageTCPIP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Packages/Platform/Sources/MirageCommandLine",

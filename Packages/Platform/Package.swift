@@ -14,6 +14,8 @@ let package = Package(
     ],
     dependencies: [
         .package(path: "../Devices"),
+        // Only MirageCommandLine uses it, for `--net tap`.
+        .package(path: "../TCPIP"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
@@ -32,6 +34,8 @@ let package = Package(
             name: "MirageCommandLine",
             dependencies: [
                 "MiragePlatform",
+                .product(name: "MirageDevices", package: "Devices"),
+                .product(name: "MirageTCPIP", package: "TCPIP"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -289,7 +289,7 @@ struct EchoTests {
     @Test("mirage-echo rejects bad options with a precise message and a non-zero status",
           .enabled(if: EchoBinary.path != nil || TestEnvironment.isCI, "mirage-echo is not built next to the tests"),
           arguments: [
-              (["--net", "tap"], "not available yet"),
+              (["--net", "tap", "--tap", "bad/name"], "interface name"),
               (["--ipv4", "10.0.0.2"], "needs a prefix length"),
               (["--ipv4", "10.0.0.256/24"], "is not an IPv4 address"),
               (["--ipv4", "10.0.0.2/33"], "is not a prefix length"),

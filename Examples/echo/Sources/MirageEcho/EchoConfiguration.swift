@@ -42,6 +42,9 @@ public struct EchoConfiguration: Hashable, Sendable {
     public var sourcePort: UInt16?
     /// Whether echo and discard are served on UDP too.
     public var udp: Bool
+    /// Whether the services are served on TCP (off for a stack without
+    /// TCP, such as MirageTCPIP before TCPIP part 2).
+    public var tcp: Bool
     /// Connections waiting in the handshake, per listener.
     public var backlog: Int
     /// Open connections at most; further ones are aborted and counted.
@@ -65,6 +68,7 @@ public struct EchoConfiguration: Hashable, Sendable {
         discardPort: UInt16? = EchoService.discard.standardPort,
         sourcePort: UInt16? = EchoService.source.standardPort,
         udp: Bool = true,
+        tcp: Bool = true,
         backlog: Int = EchoConfiguration.defaultBacklog,
         maximumConnections: Int = EchoConfiguration.defaultMaximumConnections,
         echoBufferLimit: Int = EchoConfiguration.defaultEchoBufferLimit
@@ -74,6 +78,7 @@ public struct EchoConfiguration: Hashable, Sendable {
         self.discardPort = discardPort
         self.sourcePort = sourcePort
         self.udp = udp
+        self.tcp = tcp
         self.backlog = backlog
         self.maximumConnections = maximumConnections
         self.echoBufferLimit = echoBufferLimit

@@ -70,9 +70,11 @@ public final class EchoServer<S: Stack>: TCPHandler, UDPHandler {
         do {
             for service in [EchoService.echo, .discard, .source] {
                 guard let port = configuration.port(of: service) else { continue }
-                let listener = try stack.listen(
-                    port: port, address: configuration.address, backlog: configuration.backlog, handler: self)
-                listeners.append((listener, service))
+                if configuration.tcp {
+                    let listener = try stack.listen(
+                        port: port, address: configuration.address, backlog: configuration.backlog, handler: self)
+                    listeners.append((listener, service))
+                }
                 if configuration.udp && service != .source {
                     let socket = try stack.bindUDP(port: port, address: configuration.address, handler: self)
                     udpSockets.append((socket, service))

@@ -36,30 +36,47 @@ struct MirageEchoCommand: ParsableCommand {
     }
 
     func run() throws {
-        let base = ports.resolved(default: Self.defaultPortBase)
-        let listenAddress = IPAddress.v4(.loopback)
-        guard let configuration = EchoConfiguration.offset(by: base, address: listenAddress) else {
-            throw ValidationError(MirageOptionsError.portOutOfRange(base: base, offset: EchoService.source.standardPort).description)
-        }
+        // Our own stack needs no privilege for low ports: the standard
+        // ports by default there; the kernel's sockets move up by 7000.
+        let base = ports.resolved(default: network.net == .tap ? 0 : Self.defaultPortBase)
 
         let loop: EventLoop
-        let stack: SocketStack
         do throws(DeviceError) {
             loop = try EventLoop()
         } catch {
             standardError("mirage-echo: error: cannot create the event loop: \(error)")
             throw ExitCode(1)
         }
+        let setup: NetworkSetup
         do throws(MirageOptionsError) {
-            stack = try network.makeStack(loop: loop)
+            setup = try network.makeNetwork(loop: loop)
         } catch {
             MirageOptions.report(error, program: "mirage-echo")
             throw ExitCode(2)
         }
         for note in network.socketStackNotes { standardError(note) }
+        var listenAddress: IPAddress? = .v4(.loopback)
+        if case .tap(let tap) = setup {
+            listenAddress = nil
+            for line in tap.summary { standardOutput(line) }
+        }
+        guard var configuration = EchoConfiguration.offset(by: base, address: listenAddress) else {
+            throw ValidationError(MirageOptionsError.portOutOfRange(base: base, offset: EchoService.source.standardPort).description)
+        }
+        if case .tap = setup {
+            // MirageTCPIP has no TCP until TCPIP part 2: serve UDP only.
+            configuration.tcp = false
+            standardOutput("TCP is not in MirageTCPIP yet (TCPIP part 2): serving UDP echo and discard only")
+        }
         // Before the "listening" lines: whoever reads them may signal at once.
         let signals = SignalWatcher(loop: loop, signals: [SIGINT, SIGTERM])
 
+        try serve(on: setup.stack, configuration: configuration, loop: loop, signals: signals, setup: setup)
+    }
+
+    /// Runs the portable server on `stack` until a signal stops the loop.
+    func serve(on stack: some Stack, configuration: EchoConfiguration, loop: EventLoop,
+               signals: SignalWatcher, setup: NetworkSetup) throws {
         // The loop thread is this thread until `run`, so setting up here is
         // on the loop's thread.
         let server = EchoServer(stack: stack, configuration: configuration)
@@ -67,14 +84,16 @@ struct MirageEchoCommand: ParsableCommand {
             try server.start()
         } catch {
             standardError("mirage-echo: error: cannot listen: \(error)")
+            if case .tap(let tap) = setup { tap.shutdown() }
             throw ExitCode(1)
         }
         for service in [EchoService.echo, .discard, .source] {
-            guard let endpoint = server.tcpEndpoint(service) else { continue }
-            let transports = server.udpEndpoint(service) != nil ? "tcp, udp" : "tcp"
+            let tcp = server.tcpEndpoint(service)
+            let udp = server.udpEndpoint(service)
+            guard let endpoint = tcp ?? udp else { continue }
+            let transports = [tcp != nil ? "tcp" : nil, udp != nil ? "udp" : nil].compactMap { $0 }.joined(separator: ", ")
             standardOutput("\(service) on \(endpoint) (\(transports))")
         }
-
 
         do throws(DeviceError) {
             try loop.run()
@@ -85,7 +104,13 @@ struct MirageEchoCommand: ParsableCommand {
         let signal = signals.received ?? 0
         signals.close()
         server.stop()
-        stack.closeAll()
+        switch setup {
+        case .socket(let stack):
+            stack.closeAll()
+        case .tap(let tap):
+            standardOutput("stack counters:\n" + tap.statisticsDescription)
+            tap.shutdown()
+        }
         let counters = server.counters
         standardOutput(
             "stopped by signal \(signal): \(counters.connectionsAccepted) connections, "

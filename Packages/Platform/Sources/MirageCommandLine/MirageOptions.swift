@@ -74,8 +74,6 @@ public enum MirageOptionsError: Error, Equatable, Sendable, CustomStringConverti
     case gatewayOffNetwork(gateway: IPv4Address, network: IPv4Prefix)
     /// `--port-base` so high that a service port would pass 65535.
     case portOutOfRange(base: UInt16, offset: UInt16)
-    /// `--net tap` asked for, but MirageTCPIP is not part of MirageSwift yet.
-    case tapUnavailable
     /// The event loop or stack could not be set up.
     case platform(DeviceError)
 
@@ -95,8 +93,6 @@ public enum MirageOptionsError: Error, Equatable, Sendable, CustomStringConverti
             "the gateway \(gateway) is not on the network \(network)"
         case .portOutOfRange(let base, let offset):
             "--port-base \(base) puts port \(offset) past 65535"
-        case .tapUnavailable:
-            "--net tap needs MirageTCPIP, our own TCP/IP stack, which is not available yet; use --net socket"
         case .platform(let error):
             "cannot set up the network: \(error)"
         }
@@ -181,19 +177,14 @@ public struct MirageOptions: ParsableArguments, Sendable {
         return notes
     }
 
-    /// The stack these options ask for, on `loop`. `--net tap` throws
-    /// `tapUnavailable` until MirageTCPIP exists; `--ipv4` adds its address
-    /// to the socket stack's `localAddresses`.
+    /// The kernel-socket stack these options ask for, on `loop` (`--net
+    /// socket`); `--ipv4` adds its address to the stack's `localAddresses`.
+    /// `makeNetwork` chooses between this and `--net tap`.
     public func makeStack(loop: EventLoop) throws(MirageOptionsError) -> SocketStack {
         try check()
-        switch net {
-        case .tap:
-            throw .tapUnavailable
-        case .socket:
-            var configuration = SocketStack.Configuration()
-            if let ipv4 { configuration.addresses.append(.v4(ipv4.address)) }
-            return SocketStack(loop: loop, configuration: configuration)
-        }
+        var configuration = SocketStack.Configuration()
+        if let ipv4 { configuration.addresses.append(.v4(ipv4.address)) }
+        return SocketStack(loop: loop, configuration: configuration)
     }
 
     /// Prints `error` to standard error as `program: error: …`.
