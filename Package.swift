@@ -106,7 +106,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MirageInteropTests",
-            dependencies: ["MirageTestNetwork", "MirageDevices", "MiragePlatform", "MirageEcho"],
+            dependencies: ["MirageTestNetwork", "MirageDevices", "MiragePlatform", "MirageEcho", "MirageTCPIP"],
             path: "Tests/InteropTests",
             swiftSettings: strict
         ),

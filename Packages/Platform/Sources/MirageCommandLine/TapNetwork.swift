@@ -19,6 +19,7 @@ public final class TapNetwork {
     /// The kernel's address in our namespace, if we made one.
     public let kernelAddress: IPv4Address?
     let pcap: FilePcapSink?
+    let reporter = ConfigurationReporter()
     let statistics: () -> String
     let configurationText: () -> String
     let detach: () -> Void
@@ -89,12 +90,14 @@ public final class TapNetwork {
             c.ipv4 = configuration.ipv4
             let ip = IPStack(interface: wrapped, configuration: c, clock: loop, scheduler: loop, entropy: entropy)
             stack = ip
+            ip.configurationHandler = reporter
             statistics = { ip.statistics.description }
             configurationText = { ip.ipv4.map { "\($0)" } ?? "no address yet (DHCP: \(ip.dhcpState ?? "off"))" }
             detach = { ip.detach(); wrapped.detach() }
         } else {
             let ip = IPStack(interface: tap, configuration: configuration, clock: loop, scheduler: loop, entropy: entropy)
             stack = ip
+            ip.configurationHandler = reporter
             statistics = { ip.statistics.description }
             configurationText = { ip.ipv4.map { "\($0)" } ?? "no address yet (DHCP: \(ip.dhcpState ?? "off"))" }
             detach = { ip.detach() }
@@ -144,6 +147,17 @@ public final class TapNetwork {
         let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         return process.terminationStatus == 0 ? nil : text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// Prints address changes and DHCP renewals as they happen.
+final class ConfigurationReporter: IPConfigurationHandler {
+    func ipv4ConfigurationChanged(_ configuration: IPv4Configuration?) {
+        writeLine(configuration.map { "ipv4 configured: \($0)" } ?? "ipv4 address lost", to: STDOUT_FILENO)
+    }
+
+    func dhcpLeaseRenewed(_ lease: DHCPLease) {
+        writeLine("dhcp lease renewed: \(lease.address)/\(lease.prefixLength) for \(lease.leaseTime.milliseconds / 1000) s", to: STDOUT_FILENO)
     }
 }
 

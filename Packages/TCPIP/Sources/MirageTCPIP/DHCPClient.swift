@@ -67,6 +67,9 @@ public struct DHCPClient {
         case bind(DHCPLease)
         /// The lease ended: remove the address.
         case unbind
+        /// The server extended the lease unchanged (RENEWING or REBINDING
+        /// answered); nothing to reconfigure.
+        case renewed(DHCPLease)
     }
 
     /// RFC 2131 Figure 5's states, each with the data of that phase.
@@ -237,7 +240,7 @@ public struct DHCPClient {
             guard let lease = Self.lease(from: reply, server: server, configuration: configuration) else { break }
             let previous = self.lease
             state = .bound(lease, since: now)
-            return previous == lease ? [] : [.bind(lease)]
+            return previous == lease ? [.renewed(lease)] : [.bind(lease)]
         case (.requesting(let xid, _, _, _, _, _, _), .nak) where reply.xid == xid,
              (.renewing(_, _, let xid, _), .nak) where reply.xid == xid,
              (.rebinding(_, _, let xid, _), .nak) where reply.xid == xid:

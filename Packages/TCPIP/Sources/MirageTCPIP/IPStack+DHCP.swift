@@ -39,6 +39,8 @@ extension IPStack {
                 setIPv4(lease.configuration)
             case .unbind:
                 setIPv4(nil)
+            case .renewed(let lease):
+                configurationHandler?.dhcpLeaseRenewed(lease)
             }
         }
     }

@@ -308,4 +308,10 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
 public protocol IPConfigurationHandler: AnyObject {
     /// The new configuration, or nil when the address was lost.
     func ipv4ConfigurationChanged(_ configuration: IPv4Configuration?)
+    /// The DHCP server extended the lease unchanged. Optional.
+    func dhcpLeaseRenewed(_ lease: DHCPLease)
+}
+
+extension IPConfigurationHandler {
+    public func dhcpLeaseRenewed(_ lease: DHCPLease) {}
 }
