@@ -27,11 +27,14 @@ public enum TCPIPError: Error, Equatable, Sendable {
     /// A DHCP option whose length runs past the end of its field, or an
     /// option with a length its definition forbids (RFC 2132).
     case malformedDHCPOption(code: UInt8)
+    /// A TCP option whose length is below 2, runs past the options, or is
+    /// wrong for its kind (RFC 9293 §3.1, RFC 7323, RFC 2018).
+    case malformedTCPOption(kind: UInt8)
     /// An address still being resolved whose pending queue is full.
     case pendingQueueFull(IPv4Address)
 
     /// The protocol layer an error refers to.
     public enum Layer: Equatable, Sendable {
-        case ethernet, arp, ipv4, icmp, udp, dhcp
+        case ethernet, arp, ipv4, icmp, udp, dhcp, tcp
     }
 }
