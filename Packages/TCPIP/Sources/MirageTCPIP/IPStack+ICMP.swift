@@ -33,7 +33,7 @@ extension IPStack {
         do {
             try sendIPv4(to: destination, from: source, protocol: IPProtocol.icmp,
                          payloadLength: ICMPv4Header.length + dataLength) { buffer, offset in
-                for i in 0..<dataLength { buffer[offset + ICMPv4Header.length + i] = data[i] }
+                buffer.copy(data, to: offset + ICMPv4Header.length)
                 ICMPv4Header(type: ICMPv4Message.MessageType.echoReply, code: 0, restOfHeader: rest)
                     .emit(into: &buffer, at: offset, dataLength: dataLength)
             }

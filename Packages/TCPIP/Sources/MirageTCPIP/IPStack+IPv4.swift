@@ -181,7 +181,7 @@ extension IPStack {
                     EthernetHeader(destination: mac, source: ourMAC, etherType: EtherType.ipv4).emit(into: &buffer)
                     fragmentHeader.emit(into: &buffer, at: EthernetHeader.length)
                     let base = EthernetHeader.length + IPv4Header.length
-                    for i in 0..<size { buffer[base + i] = payload[start + i] }
+                    buffer.copy(payload.extracting(start..<(start + size)), to: base)
                     return length
                 }
             } catch {
@@ -214,7 +214,7 @@ extension IPStack {
         do {
             try interface.transmit(length: length, metadata: .none) { buffer in
                 EthernetHeader(destination: mac, source: ourMAC, etherType: EtherType.ipv4).emit(into: &buffer)
-                for i in 0..<packet.count { buffer[EthernetHeader.length + i] = packet[i] }
+                buffer.copy(packet.span, to: EthernetHeader.length)
                 return length
             }
             statistics.framesTransmitted += 1

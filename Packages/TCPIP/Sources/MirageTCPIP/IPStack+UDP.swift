@@ -94,7 +94,7 @@ extension IPStack {
         let header = UDPHeader(sourcePort: s.port, destinationPort: destination.port, payloadLength: length)
         do {
             try sendIPv4(to: address, from: source, protocol: IPProtocol.udp, payloadLength: UDPHeader.length + length) { buffer, offset in
-                for i in 0..<length { buffer[offset + UDPHeader.length + i] = payload[i] }
+                buffer.copy(payload, to: offset + UDPHeader.length)
                 header.emit(into: &buffer, at: offset, source: source, destination: address)
             }
         } catch {

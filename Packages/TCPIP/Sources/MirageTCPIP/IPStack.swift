@@ -48,17 +48,6 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
         }
     }
 
-    struct UDPSocket {
-        var port: UInt16
-        var address: IPv4Address?
-        var handler: any UDPHandler
-    }
-
-    struct PathMTU {
-        var mtu: Int
-        var expires: Instant
-    }
-
     /// The interface the stack runs on.
     public let interface: Interface
     let clock: any MonotonicClock
@@ -302,6 +291,20 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
     public var arpStatistics: ARPCache.Statistics { arp.statistics }
     /// The reassembler's counters.
     public var reassemblyStatistics: IPv4Reassembler.Statistics { reassembler.statistics }
+}
+
+// Outside the generic class on purpose: nested in `IPStack<Interface>`
+// they would be generic too, and every lookup on the receive path would
+// pay for type metadata (Docs/PERFORMANCE.md).
+struct UDPSocket {
+    var port: UInt16
+    var address: IPv4Address?
+    var handler: any UDPHandler
+}
+
+struct PathMTU {
+    var mtu: Int
+    var expires: Instant
 }
 
 /// Told when an `IPStack`'s IPv4 configuration changes.

@@ -1,7 +1,9 @@
 /// The Internet checksum (RFC 1071): the ones'-complement sum of 16-bit
 /// big-endian words, accumulated in 32 bits and folded at the end.
 public struct InternetChecksum: Sendable {
-    private var sum: UInt32 = 0
+    // A 64-bit accumulator of 16-bit words cannot overflow before 2^48
+    // words (far beyond any packet), so it is folded only at the end.
+    private var sum: UInt64 = 0
     private var odd: UInt8? = nil
 
     /// An empty sum.
@@ -10,7 +12,7 @@ public struct InternetChecksum: Sendable {
     /// Adds a 16-bit word (must be called on a word boundary of the data).
     public mutating func add(_ word: UInt16) {
         precondition(odd == nil, "add(_:) after an odd number of bytes")
-        addWord(word)
+        sum &+= UInt64(word)
     }
 
     /// Adds a 32-bit value as two words.
@@ -19,32 +21,37 @@ public struct InternetChecksum: Sendable {
         add(UInt16(truncatingIfNeeded: value))
     }
 
-    private mutating func addWord(_ word: UInt16) {
-        sum &+= UInt32(word)
-        // Fold early so long inputs cannot overflow 32 bits.
-        if sum >= 0x8000_0000 { sum = (sum & 0xFFFF) &+ (sum >> 16) }
-    }
-
     /// Adds bytes, continuing an odd byte left by an earlier call.
     public mutating func add(_ bytes: Span<UInt8>) {
         var i = 0
         let n = bytes.count
         if let high = odd, n > 0 {
-            addWord(UInt16(high) << 8 | UInt16(bytes[0]))
+            sum &+= UInt64(UInt16(high) << 8 | UInt16(bytes[0]))
             odd = nil
             i = 1
         }
+        // Four words per step: big-endian 64-bit chunks split into words.
+        var acc: UInt64 = 0
+        while i + 8 <= n {
+            let w0 = UInt64(bytes[i]) << 8 | UInt64(bytes[i + 1])
+            let w1 = UInt64(bytes[i + 2]) << 8 | UInt64(bytes[i + 3])
+            let w2 = UInt64(bytes[i + 4]) << 8 | UInt64(bytes[i + 5])
+            let w3 = UInt64(bytes[i + 6]) << 8 | UInt64(bytes[i + 7])
+            acc &+= w0 &+ w1 &+ w2 &+ w3
+            i += 8
+        }
         while i + 1 < n {
-            addWord(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1]))
+            acc &+= UInt64(bytes[i]) << 8 | UInt64(bytes[i + 1])
             i += 2
         }
+        sum &+= acc
         if i < n { odd = bytes[i] }
     }
 
     /// The folded ones'-complement sum (not complemented).
     public var foldedSum: UInt16 {
         var s = sum
-        if let high = odd { s &+= UInt32(high) << 8 }
+        if let high = odd { s &+= UInt64(high) << 8 }
         while s > 0xFFFF { s = (s & 0xFFFF) &+ (s >> 16) }
         return UInt16(s)
     }
