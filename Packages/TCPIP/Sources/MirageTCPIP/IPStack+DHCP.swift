@@ -36,8 +36,10 @@ extension IPStack {
             case .unicast(let payload, let server):
                 sendDHCP(payload, to: server, from: configuration.ipv4?.address ?? .any)
             case .bind(let lease):
+                leaseMTU = lease.mtu
                 setIPv4(lease.configuration)
             case .unbind:
+                leaseMTU = nil
                 setIPv4(nil)
             case .renewed(let lease):
                 configurationHandler?.dhcpLeaseRenewed(lease)

@@ -37,6 +37,7 @@ extension IPStack {
 
     func acceptsDestination(_ destination: IPv4Address, protocol proto: UInt8) -> Bool {
         if destination == .broadcast { return true }
+        if destination.isMulticast { return multicastGroups.contains(destination) }
         if let config = configuration.ipv4 {
             return destination == config.address || (config.prefixLength < 31 && destination == config.broadcast)
         }
@@ -74,12 +75,7 @@ extension IPStack {
 
     func nextHop(for destination: IPv4Address, now: Instant) throws(TCPIPError) -> NextHop {
         if destination == .broadcast { return .mac(.broadcast) }
-        if destination.isMulticast {
-            // RFC 1112 §6.4: 01:00:5e plus the low 23 bits of the group.
-            let low = destination.rawValue & 0x7F_FFFF
-            return .mac(MACAddress(0x01, 0x00, 0x5E, UInt8(low >> 16), UInt8(truncatingIfNeeded: low >> 8),
-                                   UInt8(truncatingIfNeeded: low)))
-        }
+        if destination.isMulticast { return .mac(Self.multicastMAC(destination)) }
         guard let config = configuration.ipv4 else { throw .noRoute(destination) }
         if config.prefixLength < 31 && destination == config.broadcast { return .mac(.broadcast) }
         let hop: IPv4Address
@@ -112,7 +108,7 @@ extension IPStack {
         let hop = try nextHop(for: destination, now: now)
         defer { performARPActions(now: now) }
         let src = source ?? configuration.ipv4?.address ?? .any
-        let mtu = interface.mtu
+        let mtu = linkMTU
         let fits = IPv4Header.length + payloadLength <= mtu
         var header = IPv4Header(source: src, destination: destination, protocol: proto, payloadLength: payloadLength,
                                 timeToLive: configuration.timeToLive, dontFragment: dontFragment)
@@ -165,7 +161,7 @@ extension IPStack {
     /// a refusal later drops the rest, which would be useless alone.
     func transmitFragments(_ header: IPv4Header, payload: Span<UInt8>, to mac: MACAddress) -> Bool {
         let payloadLength = payload.count
-        let perFragment = max(8, (interface.mtu - IPv4Header.length) / 8 * 8)
+        let perFragment = max(8, (linkMTU - IPv4Header.length) / 8 * 8)
         let ourMAC = interface.macAddress
         var offset = 0
         repeat {
@@ -199,7 +195,7 @@ extension IPStack {
     /// Sends a whole IPv4 packet (queued while ARP resolved) to `mac`,
     /// fragmenting it when it exceeds the MTU.
     func transmitIPv4Packet(_ packet: [UInt8], to mac: MACAddress) {
-        if packet.count > interface.mtu {
+        if packet.count > linkMTU {
             guard let view = try? IPv4Packet(checking: packet.span, verifyChecksum: false) else { return }
             let header = IPv4Header(source: view.source, destination: view.destination, protocol: view.protocol,
                                     payloadLength: view.payload.count, timeToLive: view.timeToLive,
@@ -228,8 +224,8 @@ extension IPStack {
     /// The path MTU to `destination`: learned from ICMP "fragmentation
     /// needed", else the interface MTU.
     public func pathMTU(to destination: IPv4Address) -> Int {
-        if let entry = pathMTUs[destination], entry.expires > clock.now() { return min(entry.mtu, interface.mtu) }
-        return interface.mtu
+        if let entry = pathMTUs[destination], entry.expires > clock.now() { return min(entry.mtu, linkMTU) }
+        return linkMTU
     }
 
     func learnPathMTU(_ reported: Int, for destination: IPv4Address, quotedTotalLength: Int, now: Instant) {
@@ -240,7 +236,7 @@ extension IPStack {
             let plateaus = [32000, 17914, 8166, 4352, 2002, 1492, 1006, 508, 296, 68]
             mtu = plateaus.first { $0 < quotedTotalLength } ?? 68
         }
-        mtu = max(68, min(mtu, interface.mtu))
+        mtu = max(68, min(mtu, linkMTU))
         if pathMTUs[destination] == nil && pathMTUs.count >= configuration.maximumPathMTUEntries {
             // Make room: forget the entry closest to expiry.
             if let oldest = pathMTUs.min(by: { $0.value.expires < $1.value.expires })?.key { pathMTUs[oldest] = nil }

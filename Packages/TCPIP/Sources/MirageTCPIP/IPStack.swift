@@ -73,6 +73,10 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
     var timer: TimerID?
     var timerDeadline: Instant?
     var arpActions: [ARPCache.Action] = []
+    var multicastGroups: Set<IPv4Address> = []
+    var multicastMACs: Set<MACAddress> = []
+    /// The interface MTU a DHCP lease gave, if any.
+    var leaseMTU: Int?
 
     /// Creates the stack over `interface` and installs it as the
     /// interface's handler. With `configuration.dhcp` the DHCP client
@@ -106,6 +110,40 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
     /// The current IPv4 configuration, if any.
     public var ipv4: IPv4Configuration? { configuration.ipv4 }
 
+    /// The largest IPv4 packet sent unfragmented on the link: the
+    /// interface's MTU, lowered by a DHCP server's interface-MTU option
+    /// (RFC 2132 §5.1) when it gives one.
+    public var linkMTU: Int { min(interface.mtu, leaseMTU ?? Int.max) }
+
+    /// Accepts frames sent to the multicast group `group` (RFC 1112 §6.4's
+    /// MAC mapping) and datagrams addressed to it; at most
+    /// `maximumMulticastGroups`. Membership reports (IGMP) are not sent:
+    /// this filters what a switch or the peer already delivers.
+    public func joinMulticastGroup(_ group: IPv4Address) throws(DeviceError) {
+        guard group.isMulticast else { throw .invalidArgument("\(group) is not a multicast address") }
+        guard multicastGroups.count < Self.maximumMulticastGroups || multicastGroups.contains(group) else {
+            throw .resourceExhausted("multicast groups")
+        }
+        multicastGroups.insert(group)
+        multicastMACs.insert(Self.multicastMAC(group))
+    }
+
+    /// Stops accepting `group`.
+    public func leaveMulticastGroup(_ group: IPv4Address) {
+        multicastGroups.remove(group)
+        let mac = Self.multicastMAC(group)
+        if !multicastGroups.contains(where: { Self.multicastMAC($0) == mac }) { multicastMACs.remove(mac) }
+    }
+
+    /// The most multicast groups joined at once.
+    public static var maximumMulticastGroups: Int { 64 }
+
+    /// RFC 1112 §6.4: 01:00:5e plus the low 23 bits of the group.
+    static func multicastMAC(_ group: IPv4Address) -> MACAddress {
+        let low = group.rawValue & 0x7F_FFFF
+        return MACAddress(0x01, 0x00, 0x5E, UInt8(low >> 16), UInt8(truncatingIfNeeded: low >> 8), UInt8(truncatingIfNeeded: low))
+    }
+
     /// Changes the IPv4 configuration (nil removes it) and announces the
     /// new address with a gratuitous ARP (RFC 5227 §3).
     public func setIPv4(_ new: IPv4Configuration?) {
@@ -135,7 +173,7 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
             return
         }
         let destination = ethernet.destination
-        guard destination == interface.macAddress || destination.isBroadcast else {
+        guard destination == interface.macAddress || destination.isBroadcast || multicastMACs.contains(destination) else {
             statistics.droppedNotOurMAC += 1
             return
         }

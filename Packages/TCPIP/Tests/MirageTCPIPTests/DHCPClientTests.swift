@@ -184,6 +184,7 @@ func only(_ actions: [DHCPClient.Action]) throws -> (payload: [UInt8], broadcast
         t.settle()
         #expect(stack.ipv4 == IPv4Configuration(address: offered, prefixLength: 24, gateway: serverAddress))
         #expect(stack.dhcpState == "bound")
+        #expect(stack.linkMTU == 1400, "the lease's interface MTU applies")
         #expect(tiny.seen == [.discover, .request])
     }
 }

@@ -277,3 +277,64 @@ final class NoTCP: TCPHandler {
     func writable(_ connection: ConnectionID) {}
     func connectionClosed(_ connection: ConnectionID, reason: CloseReason) {}
 }
+
+@Suite struct PathMTUAndMulticastTests {
+    /// An ICMP "fragmentation needed" about a datagram b sent lowers b's
+    /// path MTU to that destination and reaches the socket that sent it.
+    @Test func fragmentationNeededLowersThePathMTU() throws {
+        let t = TestNet()
+        let b = t.stack(2)
+        let client = UDPRecorder()
+        let socket = try b.bindUDP(port: 4000, address: nil, handler: client)
+        let far = IPv4Address(10, 0, 0, 77)
+        #expect(b.pathMTU(to: far) == 1500)
+        // The quoted datagram: b's header + 8 bytes of UDP, as a router sends it.
+        var quoted = [UInt8](repeating: 0, count: 28)
+        var q = quoted.mutableSpan
+        IPv4Header(source: addressB, destination: far, protocol: IPProtocol.udp, payloadLength: 1480).emit(into: &q)
+        q.setU16(4000, at: 20)
+        q.setU16(53, at: 22)
+        _ = consume q
+        let icmpLength = 8 + quoted.count
+        let total = 14 + 20 + icmpLength
+        var frame = [UInt8](repeating: 0, count: total)
+        var f = frame.mutableSpan
+        EthernetHeader(destination: MACAddress(2, 0, 0, 0, 0, 2), source: MACAddress(2, 0, 0, 0, 0, 9), etherType: EtherType.ipv4).emit(into: &f)
+        IPv4Header(source: IPv4Address(10, 0, 0, 9), destination: addressB, protocol: IPProtocol.icmp, payloadLength: icmpLength).emit(into: &f, at: 14)
+        for i in 0..<quoted.count { f[42 + i] = quoted[i] }
+        ICMPv4Header(type: 3, code: 4, restOfHeader: 1280).emit(into: &f, at: 34, dataLength: quoted.count)
+        _ = consume f
+        b.frameReceived(frame.span, metadata: .none)
+        #expect(b.pathMTU(to: far) == 1280)
+        #expect(b.pathMTU(to: addressA) == 1500, "only that destination")
+        #expect(client.errors.first?.0 == .fragmentationNeeded(nextHopMTU: 1280))
+        #expect(client.errors.first?.1 == Endpoint(.v4(far), 53))
+        // Learned values expire (RFC 1191 §6.3).
+        t.clock.advance(by: .seconds(601))
+        #expect(b.pathMTU(to: far) == 1500)
+        _ = socket
+    }
+
+    @Test func multicastIsAcceptedOnlyForJoinedGroups() throws {
+        let t = TestNet()
+        let a = t.stack(1), b = t.stack(2)
+        let server = UDPRecorder()
+        _ = try a.bindUDP(port: 5353, address: nil, handler: server)
+        let socket = try b.bindUDP(port: 0, address: nil, handler: UDPRecorder())
+        let group = IPv4Address(224, 0, 0, 251)
+        try b.send([1].span, to: Endpoint(.v4(group), 5353), from: socket)
+        t.settle()
+        #expect(server.datagrams.isEmpty)
+        #expect(a.statistics.droppedNotOurMAC == 1)
+        try a.joinMulticastGroup(group)
+        try b.send([2].span, to: Endpoint(.v4(group), 5353), from: socket)
+        t.settle()
+        #expect(server.datagrams.map(\.payload) == [[2]])
+        #expect(server.datagrams.first?.to == Endpoint(.v4(group), 5353))
+        #expect(throws: DeviceError.invalidArgument("10.0.0.1 is not a multicast address")) { try a.joinMulticastGroup(addressA) }
+        a.leaveMulticastGroup(group)
+        try b.send([3].span, to: Endpoint(.v4(group), 5353), from: socket)
+        t.settle()
+        #expect(server.datagrams.count == 1)
+    }
+}
