@@ -51,6 +51,7 @@ let package = Package(
             name: "MirageTCPIPTests",
             dependencies: ["MirageTCPIP", "MirageDevices"],
             path: "Packages/TCPIP/Tests/MirageTCPIPTests",
+            exclude: ["Corpus"],
             swiftSettings: strict
         ),
 

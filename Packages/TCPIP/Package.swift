@@ -22,6 +22,7 @@ let package = Package(
         .testTarget(
             name: "MirageTCPIPTests",
             dependencies: ["MirageTCPIP", .product(name: "MirageDevices", package: "Devices")],
+            exclude: ["Corpus"],
             // Not `settings`: the Lifetimes feature breaks Swift Testing's
             // macro expansion (@section needs compile-time constants), and
             // tests only use the views, which needs no feature flag.

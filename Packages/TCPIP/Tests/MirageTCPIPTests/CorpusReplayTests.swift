@@ -1,0 +1,213 @@
+import Foundation
+import MirageTCPIP
+import Testing
+
+/// Replays the checked-in fuzz corpus, `Corpus/<target>/`, through the same
+/// decode-everything functions the libFuzzer targets run (FuzzDecoders.swift).
+/// A broken promise in a view traps and takes the test process down: every
+/// file must get through without one. The named seeds, written by
+/// Scripts/fuzzing/make-seed-corpus.py, must also decode to what `expected`
+/// says. Other files are units `Scripts/fuzz run TARGET SECONDS --grow` kept
+/// (SHA-1 names) and past crashes (`regress-*`, each noted in `regressions`).
+struct CorpusReplayTests {
+    typealias Layer = TCPIPError.Layer
+
+    /// What a seed decodes to as a whole frame.
+    struct Expectation {
+        /// Layers that parse with checksums verified, outermost first.
+        var parsed: [Layer]
+        /// Errors the verified parses throw, outermost first.
+        var errors: [TCPIPError] = []
+    }
+
+    /// Seed name → what the `tcpip-ethernet` target reports for it. The same
+    /// name in another target's folder holds the inner layer alone and
+    /// expects the part of this that concerns that layer and those inside it.
+    static let expected: [String: Expectation] = [
+        // Valid frames.
+        "arp-request": .init(parsed: [.ethernet, .arp]),
+        "arp-reply": .init(parsed: [.ethernet, .arp]),
+        "icmp-echo-request": .init(parsed: [.ethernet, .ipv4, .icmp]),
+        "icmp-echo-reply": .init(parsed: [.ethernet, .ipv4, .icmp]),
+        "icmp-echo-odd-length": .init(parsed: [.ethernet, .ipv4, .icmp]),
+        "icmp-port-unreachable": .init(parsed: [.ethernet, .ipv4, .icmp]),
+        "icmp-fragmentation-needed": .init(parsed: [.ethernet, .ipv4, .icmp]),
+        "icmp-time-exceeded": .init(parsed: [.ethernet, .ipv4, .icmp]),
+        "udp-dns-query": .init(parsed: [.ethernet, .ipv4, .udp]),
+        "udp-no-checksum": .init(parsed: [.ethernet, .ipv4, .udp]),
+        "udp-empty-padded": .init(parsed: [.ethernet, .ipv4, .udp]),
+        "udp-dhcp-discover": .init(parsed: [.ethernet, .ipv4, .udp, .dhcp]),
+        "dhcp-offer": .init(parsed: [.ethernet, .ipv4, .udp, .dhcp]),
+        "dhcp-request-no-end": .init(parsed: [.ethernet, .ipv4, .udp, .dhcp]),
+        "dhcp-overload-both": .init(parsed: [.ethernet, .ipv4, .udp, .dhcp]),
+        "ipv4-options-udp": .init(parsed: [.ethernet, .ipv4, .udp]),
+        // The first fragment's UDP header states the whole datagram's length.
+        "ipv4-fragment-first": .init(parsed: [.ethernet, .ipv4],
+                                     errors: [.badLength(layer: .udp, stated: 2056, available: 1480)]),
+        "ipv4-fragment-last": .init(parsed: [.ethernet, .ipv4]),
+        "ipv4-other-protocol": .init(parsed: [.ethernet, .ipv4]),
+        "vlan-icmp-echo-request": .init(parsed: [.ethernet, .ipv4, .icmp]),
+        "vlan-arp-request": .init(parsed: [.ethernet, .arp]),
+        "ipv6-frame": .init(parsed: [.ethernet]),
+        // Refused or malformed frames.
+        "empty": .init(parsed: [], errors: [.truncated(layer: .ethernet, expected: 14, got: 0)]),
+        "truncated-ethernet": .init(parsed: [], errors: [.truncated(layer: .ethernet, expected: 14, got: 10)]),
+        "truncated-vlan-tag": .init(parsed: [], errors: [.truncated(layer: .ethernet, expected: 18, got: 16)]),
+        "qinq-refused": .init(parsed: [], errors: [.unsupportedEtherType(0x88A8)]),
+        "vlan-double-tag-refused": .init(parsed: [], errors: [.unsupportedEtherType(0x8100)]),
+        "arp-truncated": .init(parsed: [.ethernet], errors: [.truncated(layer: .arp, expected: 28, got: 20)]),
+        "arp-not-ethernet": .init(parsed: [.ethernet], errors: [.unsupportedARP(hardwareType: 6, protocolType: 0x0800)]),
+        "arp-bad-address-length": .init(parsed: [.ethernet],
+                                        errors: [.unsupportedARP(hardwareType: 1, protocolType: 0x0800)]),
+        // Parses; ARPMessage refuses operation 3 (RARP).
+        "arp-unknown-operation": .init(parsed: [.ethernet, .arp]),
+        "ipv4-truncated-header": .init(parsed: [.ethernet], errors: [.truncated(layer: .ipv4, expected: 20, got: 12)]),
+        "ipv4-bad-version": .init(parsed: [.ethernet], errors: [.badVersion(6)]),
+        "ipv4-ihl-too-small": .init(parsed: [.ethernet], errors: [.badLength(layer: .ipv4, stated: 16, available: 84)]),
+        "ipv4-ihl-beyond-packet": .init(parsed: [.ethernet], errors: [.truncated(layer: .ipv4, expected: 60, got: 40)]),
+        "ipv4-total-length-lies-long": .init(parsed: [.ethernet],
+                                             errors: [.badLength(layer: .ipv4, stated: 1500, available: 84)]),
+        "ipv4-total-length-below-header": .init(parsed: [.ethernet],
+                                                errors: [.badLength(layer: .ipv4, stated: 10, available: 84)]),
+        // The ICMP inside still parses: FuzzDecoders dispatches from the unverified view.
+        "ipv4-bad-checksum": .init(parsed: [.ethernet, .icmp], errors: [.badChecksum(.ipv4)]),
+        "icmp-bad-checksum": .init(parsed: [.ethernet, .ipv4], errors: [.badChecksum(.icmp)]),
+        "icmp-truncated": .init(parsed: [.ethernet, .ipv4], errors: [.truncated(layer: .icmp, expected: 8, got: 4)]),
+        "udp-bad-checksum": .init(parsed: [.ethernet, .ipv4], errors: [.badChecksum(.udp)]),
+        "udp-length-lies-long": .init(parsed: [.ethernet, .ipv4], errors: [.badLength(layer: .udp, stated: 200, available: 13)]),
+        "udp-length-below-header": .init(parsed: [.ethernet, .ipv4],
+                                         errors: [.badLength(layer: .udp, stated: 4, available: 12)]),
+        "udp-truncated-header": .init(parsed: [.ethernet, .ipv4], errors: [.truncated(layer: .udp, expected: 8, got: 6)]),
+        "dhcp-truncated": .init(parsed: [.ethernet, .ipv4, .udp], errors: [.truncated(layer: .dhcp, expected: 240, got: 200)]),
+        "dhcp-bad-cookie": .init(parsed: [.ethernet, .ipv4, .udp], errors: [.badDHCPCookie(0x6382_5364)]),
+        "dhcp-option-overrun": .init(parsed: [.ethernet, .ipv4, .udp], errors: [.malformedDHCPOption(code: 12)]),
+        // Overload 1 puts options in `file`, where option 15 claims 200 bytes.
+        "dhcp-overload-file-malformed": .init(parsed: [.ethernet, .ipv4, .udp], errors: [.malformedDHCPOption(code: 15)]),
+    ]
+
+    /// Past fuzzer crashes kept as corpus files: name → what it found.
+    static let regressions: [String: String] = [:]
+
+    /// Layers each target's input starts at, and those inside it.
+    static let layers: [String: Set<Layer>] = [
+        "tcpip-ethernet": [.ethernet, .arp, .ipv4, .icmp, .udp, .dhcp],
+        "tcpip-arp": [.arp],
+        "tcpip-ipv4": [.ipv4, .icmp, .udp, .dhcp],
+        "tcpip-icmp": [.icmp],
+        "tcpip-udp": [.udp, .dhcp],
+        "tcpip-dhcp": [.dhcp],
+    ]
+
+    static let testFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    static let corpus = testFolder.appendingPathComponent("Corpus")
+    static let targetNames = fuzzTargets.map { $0.name }
+
+    static func run(_ target: String) -> (Span<UInt8>) -> FuzzReport {
+        fuzzTargets.first { $0.name == target }!.run
+    }
+
+    static func files(of target: String) throws -> [URL] {
+        try FileManager.default.contentsOfDirectory(at: corpus.appendingPathComponent(target),
+                                                    includingPropertiesForKeys: nil)
+            .filter { !$0.lastPathComponent.hasPrefix(".") }
+            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+    }
+
+    static func bytes(_ url: URL) throws -> [UInt8] { [UInt8](try Data(contentsOf: url)) }
+
+    static func layer(of error: TCPIPError) -> Layer? {
+        switch error {
+        case .truncated(let layer, _, _), .badLength(let layer, _, _), .badChecksum(let layer): layer
+        case .badVersion: .ipv4
+        case .unsupportedARP: .arp
+        case .unsupportedEtherType: .ethernet
+        case .badDHCPCookie, .malformedDHCPOption: .dhcp
+        default: nil
+        }
+    }
+
+    /// The part of a whole-frame expectation a target's input shows.
+    static func expectation(_ seed: Expectation, for target: String) -> Expectation {
+        let mine = layers[target] ?? []
+        return Expectation(parsed: seed.parsed.filter { mine.contains($0) },
+                           errors: seed.errors.filter { layer(of: $0).map(mine.contains) ?? false })
+    }
+
+    static func isFuzzerUnit(_ name: String) -> Bool {
+        name.count == 40 && name.allSatisfy { $0.isHexDigit && !$0.isUppercase }
+    }
+
+    @Test("every corpus file decodes without a trap", arguments: targetNames)
+    func replay(target: String) throws {
+        let files = try Self.files(of: target)
+        #expect(!files.isEmpty, "no corpus for \(target)")
+        let run = Self.run(target)
+        var reached: Set<Layer> = []
+        for url in files {
+            let bytes = try Self.bytes(url)
+            let report = run(bytes.span)
+            reached.formUnion(report.parsed)
+        }
+        // A corpus that never gets a single view built covers nothing.
+        #expect(!reached.isDisjoint(with: Self.layers[target] ?? []), "\(target): no file parses")
+    }
+
+    @Test("named seeds decode as expected", arguments: targetNames)
+    func seeds(target: String) throws {
+        var checked = 0
+        for (name, seed) in Self.expected.sorted(by: { $0.key < $1.key }) {
+            let want = Self.expectation(seed, for: target)
+            let url = Self.corpus.appendingPathComponent(target).appendingPathComponent(name)
+            let present = FileManager.default.fileExists(atPath: url.path)
+            // make-seed-corpus.py writes a layer's file exactly when the
+            // decoder reaches that layer.
+            #expect(present == !(want.parsed.isEmpty && want.errors.isEmpty),
+                    "\(target)/\(name): present \(present); run Scripts/fuzzing/make-seed-corpus.py")
+            guard present else { continue }
+            let bytes = try Self.bytes(url)
+            let report = Self.run(target)(bytes.span)
+            #expect(report.parsed == want.parsed, "\(target)/\(name): \(report)")
+            #expect(report.errors == want.errors, "\(target)/\(name): \(report)")
+            checked += 1
+        }
+        #expect(checked > 0, "\(target): no named seeds")
+    }
+
+    @Test("corpus folders, fuzz targets and Scripts/fuzzing/targets.txt agree")
+    func targetsAgree() throws {
+        let folders = try FileManager.default.contentsOfDirectory(atPath: Self.corpus.path)
+            .filter { !$0.hasPrefix(".") }
+        #expect(Set(folders) == Set(Self.targetNames))
+        #expect(Set(Self.layers.keys) == Set(Self.targetNames))
+        #expect(Self.targetNames.count == Set(Self.targetNames).count, "duplicate fuzz target names")
+
+        // Packages/TCPIP/Tests/MirageTCPIPTests → the repository root.
+        let root = Self.testFolder.deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        let table = try String(contentsOf: root.appendingPathComponent("Scripts/fuzzing/targets.txt"), encoding: .utf8)
+        let thisFile = "Packages/TCPIP/Tests/MirageTCPIPTests/FuzzDecoders.swift"
+        let listed = table.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count == 3, !fields[0].hasPrefix("#"),
+                  fields[2].split(separator: ",").first.map(String.init) == thisFile else { return nil }
+            return String(fields[0])
+        }
+        #expect(Set(listed) == Set(Self.targetNames), "targets.txt lines for \(thisFile): \(listed)")
+    }
+
+    @Test("every corpus file is a seed, a fuzzer unit or a noted regression", arguments: targetNames)
+    func filesAccountedFor(target: String) throws {
+        let files = try Self.files(of: target)
+        // Keep the checked-in corpus small (`--grow` merges minimise it).
+        #expect(files.count <= 200, "\(target): \(files.count) files")
+        for url in files {
+            let name = url.lastPathComponent
+            if name.hasPrefix("regress-") {
+                #expect(Self.regressions[name] != nil, "\(target)/\(name): add a note to `regressions`")
+            } else {
+                #expect(Self.expected[name] != nil || Self.isFuzzerUnit(name),
+                        "\(target)/\(name): not a seed in `expected`, nor a libFuzzer unit")
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the MirageTCPIP fuzz targets.
+
+    Scripts/fuzzing/make-seed-corpus.py [--check]
+
+Every seed is an Ethernet frame built here with its own checksum code (an
+implementation independent of the Swift one). The frame goes to
+Corpus/tcpip-ethernet/<name>; the layers inside it, found by a small parser
+below, go to the other targets under the same name:
+
+    tcpip-arp   the Ethernet payload of an ARP frame
+    tcpip-ipv4  the Ethernet payload of an IPv4 frame (padding included)
+    tcpip-icmp  the IPv4 payload of an ICMP packet
+    tcpip-udp   source and destination address (8 bytes, the pseudo-header
+                input) followed by the IPv4 payload of a UDP packet
+    tcpip-dhcp  the UDP payload of a datagram between ports 67 and 68
+
+A layer is passed on only when its header parses (and, for IPv4, when the
+packet is not a later fragment), as FuzzDecoders.swift does. CorpusReplayTests
+keeps what each seed must decode to. Files whose names are not seed names
+(libFuzzer's SHA-1 names from `Scripts/fuzz run --grow`, regress-* cases) are
+left alone. --check writes nothing and fails if a seed file differs.
+"""
+
+import os
+import struct
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CORPUS = os.path.join(ROOT, "Packages/TCPIP/Tests/MirageTCPIPTests/Corpus")
+
+MAC_A = bytes.fromhex("020000000001")
+MAC_B = bytes.fromhex("020000000002")
+BROADCAST = b"\xff" * 6
+IP_A = bytes([10, 0, 0, 1])
+IP_B = bytes([10, 0, 0, 2])
+
+ETH_IPV4, ETH_ARP, ETH_VLAN, ETH_QINQ, ETH_IPV6 = 0x0800, 0x0806, 0x8100, 0x88A8, 0x86DD
+PROTO_ICMP, PROTO_UDP = 1, 17
+
+
+# ------------------------------------------------------------------ builders
+
+def ones_sum(data: bytes) -> int:
+    """RFC 1071 sum: 16-bit big-endian words, odd byte padded, folded."""
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def checksum(data: bytes) -> int:
+    return ~ones_sum(data) & 0xFFFF
+
+
+def ethernet(payload: bytes, ethertype: int, dst=MAC_B, src=MAC_A, vlan=None, pad=False) -> bytes:
+    header = dst + src
+    if vlan is not None:
+        header += struct.pack("!HH", ETH_VLAN, vlan)
+    frame = header + struct.pack("!H", ethertype) + payload
+    if pad and len(frame) < 60:  # 64-byte minimum less the 4-byte FCS
+        frame += b"\x00" * (60 - len(frame))
+    return frame
+
+
+def arp(op=1, sha=MAC_A, spa=IP_A, tha=b"\x00" * 6, tpa=IP_B, htype=1, ptype=ETH_IPV4, hlen=6, plen=4) -> bytes:
+    return struct.pack("!HHBBH", htype, ptype, hlen, plen, op) + sha + spa + tha + tpa
+
+
+def ipv4(payload: bytes, proto: int, src=IP_A, dst=IP_B, ident=0x1c46, flags=0x4000, ttl=64,
+         options=b"", total=None, ihl=None, version=4, good_checksum=True) -> bytes:
+    header_len = 20 + len(options)
+    words = ihl if ihl is not None else header_len // 4
+    total_len = total if total is not None else header_len + len(payload)
+    header = struct.pack("!BBHHHBBH4s4s", version << 4 | words, 0, total_len, ident, flags, ttl, proto, 0,
+                         src, dst) + options
+    c = checksum(header)
+    if not good_checksum:
+        c ^= 0x0101
+    return header[:10] + struct.pack("!H", c) + header[12:] + payload
+
+
+def icmp(type_: int, code: int, rest: bytes, data: bytes, good_checksum=True) -> bytes:
+    message = struct.pack("!BBH", type_, code, 0) + rest + data
+    c = checksum(message)
+    if not good_checksum:
+        c ^= 0x0101
+    return message[:2] + struct.pack("!H", c) + message[4:]
+
+
+def udp(sport: int, dport: int, payload: bytes, src=IP_A, dst=IP_B, length=None, checksum_mode="good") -> bytes:
+    stated = length if length is not None else 8 + len(payload)
+    datagram = struct.pack("!HHHH", sport, dport, stated, 0) + payload
+    if checksum_mode == "none":
+        return datagram
+    pseudo = src + dst + struct.pack("!BBH", 0, PROTO_UDP, len(datagram))
+    c = checksum(pseudo + datagram) or 0xFFFF
+    if checksum_mode == "bad":
+        c ^= 0x0101
+    return datagram[:6] + struct.pack("!H", c) + datagram[8:]
+
+
+PING_DATA = bytes(range(0x10, 0x10 + 56))
+DNS_QUERY = bytes.fromhex("12340100000100000000000007") + b"example" + b"\x03com\x00" + bytes.fromhex("00010001")
+
+
+def bootp(op: int, options: bytes, yiaddr=b"\0" * 4, siaddr=b"\0" * 4, sname=b"", file=b"",
+          cookie=0x63825363) -> bytes:
+    """A BOOTP/DHCP message (RFC 2131 §2) from client MAC_A."""
+    fixed = struct.pack("!BBBBIHH4s4s4s4s", op, 1, 6, 0, 0x3903F326, 0, 0x8000, b"\0" * 4, yiaddr, siaddr,
+                        b"\0" * 4)
+    fixed += MAC_A + b"\0" * 10 + sname.ljust(64, b"\0") + file.ljust(128, b"\0")
+    return fixed + struct.pack("!I", cookie) + options
+
+
+def dhcp_discover() -> bytes:
+    return bootp(1, bytes([53, 1, 1, 55, 3, 1, 3, 6, 255]))
+
+
+def dhcp_offer_options(message_type: int) -> bytes:
+    return (bytes([53, 1, message_type, 54, 4]) + IP_A + bytes([51, 4]) + struct.pack("!I", 3600)
+            + bytes([1, 4, 255, 255, 255, 0, 3, 4]) + IP_A + bytes([6, 4]) + IP_A
+            + bytes([26, 2]) + struct.pack("!H", 1500) + b"\xff")
+
+
+def dhcp_frame(message: bytes, server=True) -> bytes:
+    """`message` from server to client (67 → 68) or back, in a full frame."""
+    if server:
+        return ethernet(ipv4(udp(67, 68, message), PROTO_UDP, flags=0), ETH_IPV4)
+    return ethernet(ipv4(udp(68, 67, message, src=IP_B, dst=IP_A), PROTO_UDP, src=IP_B, dst=IP_A, flags=0),
+                    ETH_IPV4, dst=MAC_A, src=MAC_B)
+
+
+def seeds() -> dict:
+    """Name → Ethernet frame. Keep in step with CorpusReplayTests.expected."""
+    s = {}
+    ping = icmp(8, 0, struct.pack("!HH", 0x4d2, 1), PING_DATA)
+    quoted_udp = ipv4(udp(53000, 53, DNS_QUERY, src=IP_B, dst=IP_A), PROTO_UDP, src=IP_B, dst=IP_A)[:28]
+
+    # Valid frames.
+    s["arp-request"] = ethernet(arp(op=1), ETH_ARP, dst=BROADCAST, pad=True)
+    s["arp-reply"] = ethernet(arp(op=2, sha=MAC_B, spa=IP_B, tha=MAC_A, tpa=IP_A), ETH_ARP, dst=MAC_A, src=MAC_B)
+    s["icmp-echo-request"] = ethernet(ipv4(ping, PROTO_ICMP), ETH_IPV4)
+    s["icmp-echo-reply"] = ethernet(
+        ipv4(icmp(0, 0, struct.pack("!HH", 0x4d2, 1), PING_DATA), PROTO_ICMP, src=IP_B, dst=IP_A, flags=0),
+        ETH_IPV4, dst=MAC_A, src=MAC_B)
+    s["icmp-echo-odd-length"] = ethernet(ipv4(icmp(8, 0, struct.pack("!HH", 7, 9), b"odd-len"), PROTO_ICMP),
+                                         ETH_IPV4, pad=True)
+    s["icmp-port-unreachable"] = ethernet(ipv4(icmp(3, 3, b"\0" * 4, quoted_udp), PROTO_ICMP, flags=0), ETH_IPV4)
+    s["icmp-fragmentation-needed"] = ethernet(
+        ipv4(icmp(3, 4, struct.pack("!HH", 0, 1400), quoted_udp), PROTO_ICMP, flags=0), ETH_IPV4)
+    s["icmp-time-exceeded"] = ethernet(ipv4(icmp(11, 0, b"\0" * 4, quoted_udp), PROTO_ICMP, ttl=255), ETH_IPV4)
+    s["udp-dns-query"] = ethernet(ipv4(udp(53000, 53, DNS_QUERY), PROTO_UDP), ETH_IPV4)
+    s["udp-no-checksum"] = ethernet(ipv4(udp(7, 7, b"echo me", checksum_mode="none"), PROTO_UDP), ETH_IPV4)
+    s["udp-empty-padded"] = ethernet(ipv4(udp(9, 9, b""), PROTO_UDP), ETH_IPV4, pad=True)
+    s["udp-dhcp-discover"] = ethernet(
+        ipv4(udp(68, 67, dhcp_discover(), src=b"\0" * 4, dst=b"\xff" * 4), PROTO_UDP, src=b"\0" * 4,
+             dst=b"\xff" * 4, flags=0, ttl=128), ETH_IPV4, dst=BROADCAST)
+    s["dhcp-offer"] = dhcp_frame(bootp(2, dhcp_offer_options(2), yiaddr=IP_B, siaddr=IP_A))
+    s["dhcp-request-no-end"] = dhcp_frame(bootp(1, bytes([53, 1, 3, 0, 0, 50, 4]) + IP_B), server=False)
+    s["dhcp-overload-both"] = dhcp_frame(bootp(2, bytes([53, 1, 5, 52, 1, 3, 255]), yiaddr=IP_B,
+                                               file=bytes([1, 4, 255, 255, 255, 0, 3, 4]) + IP_A + b"\xff",
+                                               sname=bytes([6, 4]) + IP_A + b"\xff"))
+    router_alert = bytes([0x94, 0x04, 0x00, 0x00])
+    s["ipv4-options-udp"] = ethernet(ipv4(udp(5000, 5001, b"options", ), PROTO_UDP, options=router_alert), ETH_IPV4)
+    whole = udp(5000, 5001, bytes(range(256)) * 8)  # 2056 bytes: split 1480 + 576
+    s["ipv4-fragment-first"] = ethernet(ipv4(whole[:1480], PROTO_UDP, ident=0x77, flags=0x2000), ETH_IPV4)
+    s["ipv4-fragment-last"] = ethernet(ipv4(whole[1480:], PROTO_UDP, ident=0x77, flags=1480 // 8), ETH_IPV4)
+    s["ipv4-other-protocol"] = ethernet(ipv4(b"\x00\x50\x01\xbb" + b"\0" * 16, 6), ETH_IPV4)
+    s["vlan-icmp-echo-request"] = ethernet(ipv4(ping, PROTO_ICMP), ETH_IPV4, vlan=(3 << 13) | 100)
+    s["vlan-arp-request"] = ethernet(arp(op=1), ETH_ARP, dst=BROADCAST, vlan=4095, pad=True)
+    s["ipv6-frame"] = ethernet(bytes.fromhex("6000000000003a40") + b"\0" * 15 + b"\x01" + b"\0" * 15 + b"\x02",
+                               ETH_IPV6)
+
+    # Refused or malformed frames.
+    s["empty"] = b""
+    s["truncated-ethernet"] = ethernet(b"", ETH_IPV4)[:10]
+    s["truncated-vlan-tag"] = ethernet(b"", ETH_IPV4, vlan=5)[:16]
+    s["qinq-refused"] = MAC_B + MAC_A + struct.pack("!HHHH", ETH_QINQ, 10, ETH_VLAN, 20) + struct.pack(
+        "!H", ETH_IPV4) + ipv4(ping, PROTO_ICMP)
+    s["vlan-double-tag-refused"] = MAC_B + MAC_A + struct.pack("!HHHH", ETH_VLAN, 10, ETH_VLAN, 20) + struct.pack(
+        "!H", ETH_IPV4) + ipv4(ping, PROTO_ICMP)
+    s["arp-truncated"] = ethernet(arp()[:20], ETH_ARP)
+    s["arp-not-ethernet"] = ethernet(arp(htype=6), ETH_ARP)
+    s["arp-bad-address-length"] = ethernet(arp(hlen=8), ETH_ARP)
+    s["arp-unknown-operation"] = ethernet(arp(op=3), ETH_ARP)
+    s["ipv4-truncated-header"] = ethernet(ipv4(ping, PROTO_ICMP)[:12], ETH_IPV4)
+    s["ipv4-bad-version"] = ethernet(ipv4(ping, PROTO_ICMP, version=6), ETH_IPV4)
+    s["ipv4-ihl-too-small"] = ethernet(ipv4(ping, PROTO_ICMP, ihl=4), ETH_IPV4)
+    s["ipv4-ihl-beyond-packet"] = ethernet(ipv4(b"", PROTO_ICMP, ihl=15, total=20)[:20] + b"\0" * 20, ETH_IPV4)
+    s["ipv4-total-length-lies-long"] = ethernet(ipv4(ping, PROTO_ICMP, total=1500), ETH_IPV4)
+    s["ipv4-total-length-below-header"] = ethernet(ipv4(ping, PROTO_ICMP, total=10), ETH_IPV4)
+    s["ipv4-bad-checksum"] = ethernet(ipv4(ping, PROTO_ICMP, good_checksum=False), ETH_IPV4)
+    s["icmp-bad-checksum"] = ethernet(ipv4(icmp(8, 0, b"\0\1\0\2", PING_DATA, good_checksum=False), PROTO_ICMP),
+                                      ETH_IPV4)
+    s["icmp-truncated"] = ethernet(ipv4(b"\x08\x00\xf7\xff", PROTO_ICMP), ETH_IPV4, pad=True)
+    s["udp-bad-checksum"] = ethernet(ipv4(udp(53000, 53, DNS_QUERY, checksum_mode="bad"), PROTO_UDP), ETH_IPV4)
+    s["udp-length-lies-long"] = ethernet(ipv4(udp(1, 2, b"short", length=200), PROTO_UDP), ETH_IPV4)
+    s["udp-length-below-header"] = ethernet(ipv4(udp(1, 2, b"abcd", length=4, checksum_mode="none"), PROTO_UDP),
+                                            ETH_IPV4)
+    s["dhcp-truncated"] = dhcp_frame(bootp(2, b"")[:200])
+    s["dhcp-bad-cookie"] = dhcp_frame(bootp(2, dhcp_offer_options(2), cookie=0x63825364))
+    s["dhcp-option-overrun"] = dhcp_frame(bootp(2, bytes([53, 1, 2, 12, 50]) + b"host"))
+    s["dhcp-overload-file-malformed"] = dhcp_frame(bootp(2, bytes([53, 1, 5, 52, 1, 1, 255]),
+                                                         file=bytes([15, 200]) + b"example.com"))
+    s["udp-truncated-header"] = ethernet(ipv4(b"\x00\x01\x00\x02\x00\x08", PROTO_UDP), ETH_IPV4, pad=True)
+    return s
+
+
+# ------------------------------------------------------------------ layers
+
+def layers(frame: bytes) -> dict:
+    """Target → bytes for every layer of `frame` a decoder would reach."""
+    out = {"tcpip-ethernet": frame}
+    if len(frame) < 14:
+        return out
+    ethertype, header = struct.unpack_from("!H", frame, 12)[0], 14
+    if ethertype == ETH_QINQ:
+        return out
+    if ethertype == ETH_VLAN:
+        if len(frame) < 18:
+            return out
+        ethertype, header = struct.unpack_from("!H", frame, 16)[0], 18
+        if ethertype in (ETH_VLAN, ETH_QINQ):
+            return out
+    payload = frame[header:]
+    if ethertype == ETH_ARP:
+        out["tcpip-arp"] = payload
+    elif ethertype == ETH_IPV4:
+        out["tcpip-ipv4"] = payload
+        if len(payload) < 20 or payload[0] >> 4 != 4:
+            return out
+        ihl, total = (payload[0] & 0xF) * 4, struct.unpack_from("!H", payload, 2)[0]
+        if ihl < 20 or ihl > len(payload) or total < ihl or total > len(payload):
+            return out
+        if struct.unpack_from("!H", payload, 6)[0] & 0x1FFF:
+            return out  # a later fragment: no transport header
+        body = payload[ihl:total]
+        if payload[9] == PROTO_ICMP:
+            out["tcpip-icmp"] = body
+        elif payload[9] == PROTO_UDP:
+            out["tcpip-udp"] = payload[12:20] + body
+            if len(body) >= 8:
+                sport, dport, stated = struct.unpack_from("!HHH", body)
+                if {sport, dport} == {67, 68} and 8 <= stated <= len(body):
+                    out["tcpip-dhcp"] = body[8:stated]
+    return out
+
+
+def main() -> int:
+    check = "--check" in sys.argv[1:]
+    written = differing = 0
+    for name, frame in seeds().items():
+        for target, data in layers(frame).items():
+            path = os.path.join(CORPUS, target, name)
+            old = open(path, "rb").read() if os.path.exists(path) else None
+            if old == data:
+                continue
+            differing += 1
+            if check:
+                print(f"differs: {os.path.relpath(path, ROOT)}")
+                continue
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+            written += 1
+    if check:
+        return 1 if differing else 0
+    print(f"{written} seed files written under {os.path.relpath(CORPUS, ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
