@@ -64,6 +64,13 @@ extension IPStack {
             statistics.droppedMalformedICMP += 1
             return
         }
+        // RFC 5927 §4.1: an error must quote a datagram we could have sent;
+        // anything else is ignored (a spoofed "fragmentation needed" could
+        // otherwise pin the path MTU of any destination to 68).
+        guard let ours = configuration.ipv4?.address, inner.source == ours else {
+            statistics.droppedMalformedICMP += 1
+            return
+        }
         typealias T = ICMPv4Message.MessageType
         let report: ICMPReport
         switch message.type {

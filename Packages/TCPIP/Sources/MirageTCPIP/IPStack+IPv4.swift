@@ -237,6 +237,9 @@ extension IPStack {
             mtu = plateaus.first { $0 < quotedTotalLength } ?? 68
         }
         mtu = max(68, min(mtu, linkMTU))
+        // RFC 1191 §6.3: only ever lower an estimate on a report; raising
+        // it again is the expiry's job.
+        guard mtu < pathMTU(to: destination) else { return }
         if pathMTUs[destination] == nil && pathMTUs.count >= configuration.maximumPathMTUEntries {
             // Make room: forget the entry closest to expiry.
             if let oldest = pathMTUs.min(by: { $0.value.expires < $1.value.expires })?.key { pathMTUs[oldest] = nil }

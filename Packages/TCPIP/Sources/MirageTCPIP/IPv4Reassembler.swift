@@ -20,6 +20,11 @@ public struct IPv4Reassembler {
         /// How long an incomplete datagram is kept (RFC 1122 §3.3.2
         /// recommends 60–120 s; Linux uses 30 s).
         public var timeout: Interval = .seconds(30)
+        /// Disjoint received pieces one datagram may consist of: bounds the
+        /// bookkeeping and the per-fragment work (8-byte fragments would
+        /// otherwise make 8,192 pieces). Linux keeps 64 fragments per
+        /// datagram in its defaults for IPv6 reassembly queues.
+        public var maximumPieces: Int = 64
 
         /// The defaults.
         public init() {}
@@ -166,6 +171,11 @@ public struct IPv4Reassembler {
         }
         for i in 0..<payload.count { datagram.data[start + i] = payload[i] }
         datagram.ranges = Self.insert(start..<end, into: datagram.ranges)
+        guard datagram.ranges.count <= configuration.maximumPieces else {
+            heldBytes -= datagram.data.count
+            statistics.overLimit += 1
+            return .datagramDropped
+        }
 
         if let total = datagram.totalLength, datagram.ranges.count == 1, datagram.ranges[0] == 0..<total {
             heldBytes -= datagram.data.count

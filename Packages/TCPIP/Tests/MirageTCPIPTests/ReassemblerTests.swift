@@ -92,6 +92,18 @@ func add(_ r: inout IPv4Reassembler, _ bytes: [UInt8], at now: Instant = .zero) 
         #expect(r.memoryInUse <= 4096)
     }
 
+    @Test func tooManyPiecesDropTheDatagram() throws {
+        var r = IPv4Reassembler()
+        // Every other 8-byte piece: 65 disjoint pieces exceed the 64 allowed.
+        var outcome: IPv4Reassembler.Outcome = .incomplete
+        for k in 0..<65 {
+            outcome = try add(&r, fragment(id: 30, offset: 16 * k, length: 8, more: true))
+            if k < 64 { #expect(outcome == .incomplete) }
+        }
+        #expect(outcome == .datagramDropped)
+        #expect(r.inProgress == 0 && r.memoryInUse == 0)
+    }
+
     @Test func the65535ByteLimitHolds() throws {
         var r = IPv4Reassembler()
         // Offset 65528 + 16 bytes would end past 65,515 bytes of payload.

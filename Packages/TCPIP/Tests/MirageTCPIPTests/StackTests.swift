@@ -255,17 +255,35 @@ let addressB = IPv4Address(10, 0, 0, 2)
         let ours = MACAddress(2, 0, 0, 0, 0, 1).octets
         for i in 0..<5000 {
             var frame = random.bytes(Int(random.next(below: 120)))
-            // Aim most frames at us with a plausible EtherType so the inner decoders run.
+            // Aim most frames at us with a plausible EtherType, and give
+            // half the IPv4 ones a valid header (our address, a fitting
+            // length, a correct checksum) so that random bytes reach ICMP,
+            // UDP, DHCP and the reassembler, not just the IPv4 checks.
             if frame.count >= 14 && i % 4 != 0 {
                 for k in 0..<6 { frame[k] = ours[k] }
                 frame[12] = 0x08
                 frame[13] = i % 3 == 0 ? 0x06 : 0x00
-                if frame.count > 14 && i % 2 == 0 { frame[14] = 0x45 }
+                if frame[13] == 0 && frame.count >= 34 && i % 2 == 0 {
+                    frame[14] = 0x45
+                    let total = frame.count - 14
+                    frame[16] = UInt8(total >> 8); frame[17] = UInt8(total & 0xFF)
+                    frame[23] = [IPProtocol.icmp, IPProtocol.udp, 99][i % 3]
+                    frame[30] = 10; frame[31] = 0; frame[32] = 0; frame[33] = 1
+                    if i % 5 != 0 { frame[20] = 0; frame[21] = 0 }  // most not fragments
+                    frame[24] = 0; frame[25] = 0
+                    let sum = InternetChecksum.of(Array(frame[14..<34]).span)
+                    frame[24] = UInt8(sum >> 8); frame[25] = UInt8(sum & 0xFF)
+                }
             }
             a.frameReceived(frame.span, metadata: .none)
         }
         #expect(a.statistics.framesReceived == 5000)
-        #expect(a.statistics.totalDropped > 4000)
+        #expect(a.statistics.totalDropped > 3000)
+        // The crafted headers got through to the layers above IPv4.
+        let s = a.statistics
+        #expect(s.droppedMalformedUDP + s.droppedBadUDPChecksum + s.droppedMalformedICMP + s.droppedBadICMPChecksum > 100)
+        #expect(s.droppedFragments + a.reassemblyStatistics.malformed + UInt64(a.reassemblyStatistics.reassembled) > 0
+                || s.droppedUnknownProtocol > 0)
     }
 }
 
@@ -288,10 +306,30 @@ final class NoTCP: TCPHandler {
         let socket = try b.bindUDP(port: 4000, address: nil, handler: client)
         let far = IPv4Address(10, 0, 0, 77)
         #expect(b.pathMTU(to: far) == 1500)
-        // The quoted datagram: b's header + 8 bytes of UDP, as a router sends it.
+        // A spoofed error quoting a datagram b never sent changes nothing (RFC 5927).
+        b.frameReceived(fragmentationNeeded(quotedSource: IPv4Address(10, 0, 0, 50), far: far, mtu: 68).span, metadata: .none)
+        #expect(b.pathMTU(to: far) == 1500)
+        #expect(client.errors.isEmpty)
+        let frame = fragmentationNeeded(quotedSource: addressB, far: far, mtu: 1280)
+        b.frameReceived(frame.span, metadata: .none)
+        #expect(b.pathMTU(to: far) == 1280)
+        #expect(b.pathMTU(to: addressA) == 1500, "only that destination")
+        #expect(client.errors.first?.0 == .fragmentationNeeded(nextHopMTU: 1280))
+        #expect(client.errors.first?.1 == Endpoint(.v4(far), 53))
+        // A later report cannot raise it; expiry does (RFC 1191 §6.3).
+        b.frameReceived(fragmentationNeeded(quotedSource: addressB, far: far, mtu: 1400).span, metadata: .none)
+        #expect(b.pathMTU(to: far) == 1280)
+        t.clock.advance(by: .seconds(601))
+        #expect(b.pathMTU(to: far) == 1500)
+        _ = socket
+    }
+
+    /// An ICMP "fragmentation needed" from a router at 10.0.0.9 quoting a
+    /// UDP datagram from `quotedSource`:4000 to `far`:53.
+    func fragmentationNeeded(quotedSource: IPv4Address, far: IPv4Address, mtu: UInt32) -> [UInt8] {
         var quoted = [UInt8](repeating: 0, count: 28)
         var q = quoted.mutableSpan
-        IPv4Header(source: addressB, destination: far, protocol: IPProtocol.udp, payloadLength: 1480).emit(into: &q)
+        IPv4Header(source: quotedSource, destination: far, protocol: IPProtocol.udp, payloadLength: 1480).emit(into: &q)
         q.setU16(4000, at: 20)
         q.setU16(53, at: 22)
         _ = consume q
@@ -302,17 +340,9 @@ final class NoTCP: TCPHandler {
         EthernetHeader(destination: MACAddress(2, 0, 0, 0, 0, 2), source: MACAddress(2, 0, 0, 0, 0, 9), etherType: EtherType.ipv4).emit(into: &f)
         IPv4Header(source: IPv4Address(10, 0, 0, 9), destination: addressB, protocol: IPProtocol.icmp, payloadLength: icmpLength).emit(into: &f, at: 14)
         for i in 0..<quoted.count { f[42 + i] = quoted[i] }
-        ICMPv4Header(type: 3, code: 4, restOfHeader: 1280).emit(into: &f, at: 34, dataLength: quoted.count)
+        ICMPv4Header(type: 3, code: 4, restOfHeader: mtu).emit(into: &f, at: 34, dataLength: quoted.count)
         _ = consume f
-        b.frameReceived(frame.span, metadata: .none)
-        #expect(b.pathMTU(to: far) == 1280)
-        #expect(b.pathMTU(to: addressA) == 1500, "only that destination")
-        #expect(client.errors.first?.0 == .fragmentationNeeded(nextHopMTU: 1280))
-        #expect(client.errors.first?.1 == Endpoint(.v4(far), 53))
-        // Learned values expire (RFC 1191 §6.3).
-        t.clock.advance(by: .seconds(601))
-        #expect(b.pathMTU(to: far) == 1500)
-        _ = socket
+        return frame
     }
 
     @Test func multicastIsAcceptedOnlyForJoinedGroups() throws {
