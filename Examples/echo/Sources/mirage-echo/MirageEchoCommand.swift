@@ -14,10 +14,13 @@ struct MirageEchoCommand: ParsableCommand {
         commandName: "mirage-echo",
         abstract: "Echo (RFC 862), discard (RFC 863) and character generator (RFC 864) over MirageSwift's stack contract.",
         discussion: """
-            The services listen on the standard ports moved up by --port-base \
-            (default \(defaultPortBase)): echo on \(defaultPortBase + 7), discard on \
-            \(defaultPortBase + 9), source on \(defaultPortBase + 19). Stop with Ctrl-C \
-            or SIGTERM.
+            With --net socket (the default) the services listen on 127.0.0.1 on the \
+            standard ports moved up by --port-base (default \(defaultPortBase)): echo on \
+            \(defaultPortBase + 7), discard on \(defaultPortBase + 9), source on \(defaultPortBase + 19). \
+            With --net tap (root) they run over MirageTCPIP on the standard ports \
+            (--port-base 0 unless given), UDP only until TCP lands; without --tap the \
+            program makes its own network namespace and tap device and prints how to \
+            reach it. Stop with Ctrl-C or SIGTERM.
             """)
 
     /// Default `--port-base`, so nothing needs privileges.

@@ -43,7 +43,8 @@ public final class TapNetwork {
         var namespace: String? = nil
         var kernelAddress: IPv4Address? = nil
         if ownNamespace {
-            let name = "mirage-\(getpid())"
+            Self.removeStaleNamespaces()
+            let name = "\(Self.namespacePrefix)\(getpid())"
             let ours = ipv4?.address ?? IPv4Address(10, 0, 0, 2)
             let prefix = ipv4?.prefixLength ?? 24
             let network = IPv4Prefix(address: ours, prefixLength: prefix)?.netmask.rawValue ?? 0
@@ -129,6 +130,33 @@ public final class TapNetwork {
         tap.close()
         pcap?.close()
         if let namespace { _ = Self.ip(["netns", "del", namespace]) }
+    }
+
+    /// Our namespaces are `mirage-<pid>`.
+    static let namespacePrefix = "mirage-"
+
+    /// Removes namespaces an earlier `--net tap` run made and could not
+    /// remove (killed with SIGKILL): those whose pid is no longer alive.
+    static func removeStaleNamespaces() {
+        let process = Process()
+        guard let path = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first(where: {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }) else { return }
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = ["netns", "list"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        for line in text.split(separator: "\n") {
+            let name = String(line.split(separator: " ").first ?? "")
+            guard name.hasPrefix(namespacePrefix), let pid = Int32(name.dropFirst(namespacePrefix.count)),
+                  pid != getpid(), kill(pid, 0) != 0, errno == ESRCH
+            else { continue }
+            _ = ip(["netns", "del", name])
+        }
     }
 
     /// Runs `ip ARGS`; nil on success, else what it printed.
