@@ -14,6 +14,8 @@ below, go to the other targets under the same name:
     tcpip-udp   source and destination address (8 bytes, the pseudo-header
                 input) followed by the IPv4 payload of a UDP packet
     tcpip-dhcp  the UDP payload of a datagram between ports 67 and 68
+    tcpip-tcp   source and destination address (8 bytes) followed by the
+                IPv4 payload of a TCP segment
 
 A layer is passed on only when its header parses (and, for IPv4, when the
 packet is not a later fragment), as FuzzDecoders.swift does. CorpusReplayTests
@@ -36,7 +38,7 @@ IP_A = bytes([10, 0, 0, 1])
 IP_B = bytes([10, 0, 0, 2])
 
 ETH_IPV4, ETH_ARP, ETH_VLAN, ETH_QINQ, ETH_IPV6 = 0x0800, 0x0806, 0x8100, 0x88A8, 0x86DD
-PROTO_ICMP, PROTO_UDP = 1, 17
+PROTO_ICMP, PROTO_TCP, PROTO_UDP, PROTO_SCTP = 1, 6, 17, 132
 
 
 # ------------------------------------------------------------------ builders
@@ -100,6 +102,47 @@ def udp(sport: int, dport: int, payload: bytes, src=IP_A, dst=IP_B, length=None,
     if checksum_mode == "bad":
         c ^= 0x0101
     return datagram[:6] + struct.pack("!H", c) + datagram[8:]
+
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+def tcp(sport: int, dport: int, seq: int, ack: int, flags: int, window: int, options: bytes = b"",
+        payload: bytes = b"", src=IP_A, dst=IP_B, urgent=0, offset=None, good_checksum=True) -> bytes:
+    """A TCP segment (RFC 9293 §3.1); `offset` overrides the data offset (in 32-bit words)."""
+    assert offset is not None or len(options) % 4 == 0
+    words = offset if offset is not None else (20 + len(options)) // 4
+    segment = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, words << 4, flags, window, 0, urgent) + options + payload
+    pseudo = src + dst + struct.pack("!BBH", 0, PROTO_TCP, len(segment))
+    c = checksum(pseudo + segment)
+    if not good_checksum:
+        c ^= 0x0101
+    return segment[:16] + struct.pack("!H", c) + segment[18:]
+
+
+def tcp_mss(mss: int) -> bytes:
+    return struct.pack("!BBH", 2, 4, mss)
+
+
+def tcp_timestamps(value: int, echo: int) -> bytes:
+    return struct.pack("!BBII", 8, 10, value, echo)
+
+
+def tcp_sack(*blocks) -> bytes:
+    return struct.pack("!BB", 5, 2 + 8 * len(blocks)) + b"".join(struct.pack("!II", l, r) for l, r in blocks)
+
+
+NOP, SACK_PERMITTED = b"\x01", b"\x04\x02"
+# What Linux sends on a SYN: MSS, SACK-permitted, timestamps, NOP, window scale.
+LINUX_SYN_OPTIONS = tcp_mss(1460) + SACK_PERMITTED + tcp_timestamps(123456, 0) + NOP + b"\x03\x03\x07"
+HTTP_GET = b"GET / HTTP/1.1\r\nHost: 10.0.0.2\r\n\r\n"
+
+
+def tcp_frame(segment: bytes, reply=False, pad=False) -> bytes:
+    """`segment` from A to B (or back) in a full frame."""
+    if reply:
+        return ethernet(ipv4(segment, PROTO_TCP, src=IP_B, dst=IP_A), ETH_IPV4, dst=MAC_A, src=MAC_B, pad=pad)
+    return ethernet(ipv4(segment, PROTO_TCP), ETH_IPV4, pad=pad)
 
 
 PING_DATA = bytes(range(0x10, 0x10 + 56))
@@ -168,11 +211,28 @@ def seeds() -> dict:
     whole = udp(5000, 5001, bytes(range(256)) * 8)  # 2056 bytes: split 1480 + 576
     s["ipv4-fragment-first"] = ethernet(ipv4(whole[:1480], PROTO_UDP, ident=0x77, flags=0x2000), ETH_IPV4)
     s["ipv4-fragment-last"] = ethernet(ipv4(whole[1480:], PROTO_UDP, ident=0x77, flags=1480 // 8), ETH_IPV4)
-    s["ipv4-other-protocol"] = ethernet(ipv4(b"\x00\x50\x01\xbb" + b"\0" * 16, 6), ETH_IPV4)
+    s["ipv4-other-protocol"] = ethernet(ipv4(b"\x00\x50\x01\xbb" + b"\0" * 16, PROTO_SCTP), ETH_IPV4)
     s["vlan-icmp-echo-request"] = ethernet(ipv4(ping, PROTO_ICMP), ETH_IPV4, vlan=(3 << 13) | 100)
     s["vlan-arp-request"] = ethernet(arp(op=1), ETH_ARP, dst=BROADCAST, vlan=4095, pad=True)
     s["ipv6-frame"] = ethernet(bytes.fromhex("6000000000003a40") + b"\0" * 15 + b"\x01" + b"\0" * 15 + b"\x02",
                                ETH_IPV6)
+
+    syn = tcp(50000, 80, 0x1a2b3c4d, 0, SYN, 64240, LINUX_SYN_OPTIONS)
+    s["tcp-linux-syn"] = tcp_frame(syn)
+    s["tcp-syn-ack"] = tcp_frame(tcp(80, 50000, 0x99887766, 0x1a2b3c4e, SYN | ACK, 65160,
+                                     tcp_mss(1400) + SACK_PERMITTED + tcp_timestamps(777, 123456) + NOP
+                                     + b"\x03\x03\x09", src=IP_B, dst=IP_A), reply=True)
+    # Timestamps and three SACK blocks fill the 40 option bytes (data offset 15).
+    s["tcp-data-sack"] = tcp_frame(tcp(50000, 80, 0x1a2b3c4e, 0x99887767, PSH | ACK, 502,
+                                       NOP + NOP + tcp_timestamps(123500, 777) + NOP + NOP
+                                       + tcp_sack((0x99887767 + 1000, 0x99887767 + 2000),
+                                                  (0x99887767 + 3000, 0x99887767 + 3500),
+                                                  (0xFFFFFF00, 0x00000100)), HTTP_GET))
+    s["tcp-fin"] = tcp_frame(tcp(80, 50000, 0x99887767, 0x1a2b3c4e + len(HTTP_GET), FIN | ACK, 509,
+                                 NOP + NOP + tcp_timestamps(800, 123500), src=IP_B, dst=IP_A), reply=True)
+    s["tcp-rst"] = tcp_frame(tcp(50000, 80, 0x1a2b3c4f + len(HTTP_GET), 0, RST, 0), pad=True)
+    # Unknown kind 254 skipped by its length; EOL stops before the second MSS.
+    s["tcp-unknown-option-eol"] = tcp_frame(tcp(1, 2, 3, 4, SYN, 1024, bytes.fromhex("fe04abcd02040218000000000204ffff")))
 
     # Refused or malformed frames.
     s["empty"] = b""
@@ -206,6 +266,18 @@ def seeds() -> dict:
     s["dhcp-overload-file-malformed"] = dhcp_frame(bootp(2, bytes([53, 1, 5, 52, 1, 1, 255]),
                                                          file=bytes([15, 200]) + b"example.com"))
     s["udp-truncated-header"] = ethernet(ipv4(b"\x00\x01\x00\x02\x00\x08", PROTO_UDP), ETH_IPV4, pad=True)
+    s["tcp-truncated-header"] = tcp_frame(syn[:12], pad=True)
+    s["tcp-bad-checksum"] = tcp_frame(tcp(50000, 80, 0x1a2b3c4d, 0, SYN, 64240, LINUX_SYN_OPTIONS,
+                                          good_checksum=False))
+    s["tcp-data-offset-too-small"] = tcp_frame(tcp(50000, 80, 1, 0, RST, 0, offset=4), pad=True)
+    s["tcp-data-offset-beyond-segment"] = tcp_frame(tcp(50000, 80, 1, 2, ACK, 100, b"", b"data", offset=15), pad=True)
+    s["tcp-option-length-0"] = tcp_frame(tcp(50000, 80, 1, 0, SYN, 100, tcp_mss(1460) + b"\x03\x00\x00\x00"))
+    s["tcp-option-length-1"] = tcp_frame(tcp(50000, 80, 1, 0, SYN, 100, NOP + NOP + b"\xfd\x01"))
+    s["tcp-mss-length-2"] = tcp_frame(tcp(50000, 80, 1, 0, SYN, 100, b"\x02\x02\x00\x00"))
+    s["tcp-sack-bad-length"] = tcp_frame(tcp(50000, 80, 1, 2, ACK, 100,
+                                             NOP + NOP + b"\x05\x0c" + bytes(range(10)) + b"\x00\x00"))
+    # The field ends 2 bytes into the timestamps' value.
+    s["tcp-timestamps-truncated"] = tcp_frame(tcp(50000, 80, 1, 2, ACK, 100, NOP + NOP + tcp_timestamps(5, 6)[:6]))
     return s
 
 
@@ -240,6 +312,8 @@ def layers(frame: bytes) -> dict:
         body = payload[ihl:total]
         if payload[9] == PROTO_ICMP:
             out["tcpip-icmp"] = body
+        elif payload[9] == PROTO_TCP:
+            out["tcpip-tcp"] = payload[12:20] + body
         elif payload[9] == PROTO_UDP:
             out["tcpip-udp"] = payload[12:20] + body
             if len(body) >= 8:

@@ -49,6 +49,12 @@ struct CorpusReplayTests {
         "vlan-icmp-echo-request": .init(parsed: [.ethernet, .ipv4, .icmp]),
         "vlan-arp-request": .init(parsed: [.ethernet, .arp]),
         "ipv6-frame": .init(parsed: [.ethernet]),
+        "tcp-linux-syn": .init(parsed: [.ethernet, .ipv4, .tcp]),
+        "tcp-syn-ack": .init(parsed: [.ethernet, .ipv4, .tcp]),
+        "tcp-data-sack": .init(parsed: [.ethernet, .ipv4, .tcp]),
+        "tcp-fin": .init(parsed: [.ethernet, .ipv4, .tcp]),
+        "tcp-rst": .init(parsed: [.ethernet, .ipv4, .tcp]),
+        "tcp-unknown-option-eol": .init(parsed: [.ethernet, .ipv4, .tcp]),
         // Refused or malformed frames.
         "empty": .init(parsed: [], errors: [.truncated(layer: .ethernet, expected: 14, got: 0)]),
         "truncated-ethernet": .init(parsed: [], errors: [.truncated(layer: .ethernet, expected: 14, got: 10)]),
@@ -83,6 +89,17 @@ struct CorpusReplayTests {
         "dhcp-option-overrun": .init(parsed: [.ethernet, .ipv4, .udp], errors: [.malformedDHCPOption(code: 12)]),
         // Overload 1 puts options in `file`, where option 15 claims 200 bytes.
         "dhcp-overload-file-malformed": .init(parsed: [.ethernet, .ipv4, .udp], errors: [.malformedDHCPOption(code: 15)]),
+        "tcp-truncated-header": .init(parsed: [.ethernet, .ipv4], errors: [.truncated(layer: .tcp, expected: 20, got: 12)]),
+        "tcp-bad-checksum": .init(parsed: [.ethernet, .ipv4], errors: [.badChecksum(.tcp)]),
+        "tcp-data-offset-too-small": .init(parsed: [.ethernet, .ipv4],
+                                           errors: [.badLength(layer: .tcp, stated: 16, available: 20)]),
+        "tcp-data-offset-beyond-segment": .init(parsed: [.ethernet, .ipv4],
+                                                errors: [.badLength(layer: .tcp, stated: 60, available: 24)]),
+        "tcp-option-length-0": .init(parsed: [.ethernet, .ipv4], errors: [.malformedTCPOption(kind: 3)]),
+        "tcp-option-length-1": .init(parsed: [.ethernet, .ipv4], errors: [.malformedTCPOption(kind: 0xFD)]),
+        "tcp-mss-length-2": .init(parsed: [.ethernet, .ipv4], errors: [.malformedTCPOption(kind: 2)]),
+        "tcp-sack-bad-length": .init(parsed: [.ethernet, .ipv4], errors: [.malformedTCPOption(kind: 5)]),
+        "tcp-timestamps-truncated": .init(parsed: [.ethernet, .ipv4], errors: [.malformedTCPOption(kind: 8)]),
     ]
 
     /// Past fuzzer crashes kept as corpus files: name → what it found.
@@ -90,12 +107,13 @@ struct CorpusReplayTests {
 
     /// Layers each target's input starts at, and those inside it.
     static let layers: [String: Set<Layer>] = [
-        "tcpip-ethernet": [.ethernet, .arp, .ipv4, .icmp, .udp, .dhcp],
+        "tcpip-ethernet": [.ethernet, .arp, .ipv4, .icmp, .udp, .dhcp, .tcp],
         "tcpip-arp": [.arp],
-        "tcpip-ipv4": [.ipv4, .icmp, .udp, .dhcp],
+        "tcpip-ipv4": [.ipv4, .icmp, .udp, .dhcp, .tcp],
         "tcpip-icmp": [.icmp],
         "tcpip-udp": [.udp, .dhcp],
         "tcpip-dhcp": [.dhcp],
+        "tcpip-tcp": [.tcp],
     ]
 
     static let testFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -122,6 +140,7 @@ struct CorpusReplayTests {
         case .unsupportedARP: .arp
         case .unsupportedEtherType: .ethernet
         case .badDHCPCookie, .malformedDHCPOption: .dhcp
+        case .malformedTCPOption: .tcp
         default: nil
         }
     }

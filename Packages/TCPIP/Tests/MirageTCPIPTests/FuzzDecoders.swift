@@ -13,8 +13,9 @@
 // assertion.
 //
 // Inner layers are dispatched from the view built *without* checksum
-// verification, so the fuzzer reaches ICMP and UDP without having to solve
-// the IPv4 header checksum; the verified parse runs too and goes in the report.
+// verification, so the fuzzer reaches ICMP, UDP and TCP without having to
+// solve the IPv4 header checksum; the verified parse runs too and goes in the
+// report.
 // IPv4 hands its payload on unless the packet is a later fragment, which
 // carries no transport header.
 
@@ -31,6 +32,7 @@ let fuzzTargets: [(name: String, run: @Sendable (Span<UInt8>) -> FuzzReport)] = 
     ("tcpip-icmp", fuzzICMPv4),
     ("tcpip-udp", fuzzUDP),
     ("tcpip-dhcp", fuzzDHCP),
+    ("tcpip-tcp", fuzzTCP),
 ]
 
 /// What one decode-everything pass found.
@@ -53,15 +55,15 @@ struct FuzzReport: CustomStringConvertible {
 
 // MARK: - Targets
 
-/// `tcpip-ethernet`: a whole frame, Ethernet → ARP or IPv4 → ICMP or UDP
-/// (→ DHCP on ports 67 and 68).
+/// `tcpip-ethernet`: a whole frame, Ethernet → ARP or IPv4 → ICMP, UDP
+/// (→ DHCP on ports 67 and 68) or TCP.
 func fuzzEthernet(_ bytes: Span<UInt8>) -> FuzzReport {
     var report = FuzzReport()
     decodeEthernet(bytes, &report)
     return report
 }
 
-/// `tcpip-ipv4`: an IPv4 packet, then ICMP or UDP on its payload.
+/// `tcpip-ipv4`: an IPv4 packet, then ICMP, UDP or TCP on its payload.
 func fuzzIPv4(_ bytes: Span<UInt8>) -> FuzzReport {
     var report = FuzzReport()
     decodeIPv4(bytes, &report)
@@ -97,6 +99,18 @@ func fuzzUDP(_ bytes: Span<UInt8>) -> FuzzReport {
 func fuzzDHCP(_ bytes: Span<UInt8>) -> FuzzReport {
     var report = FuzzReport()
     decodeDHCP(bytes, &report)
+    return report
+}
+
+/// `tcpip-tcp`: as `tcpip-udp`, the pseudo-header's source and destination
+/// addresses (8 bytes), then the TCP segment. Shorter inputs are ignored, and
+/// so are segments over 65,535 bytes, which no IPv4 packet carries (the
+/// pseudo-header's length field has 16 bits).
+func fuzzTCP(_ bytes: Span<UInt8>) -> FuzzReport {
+    var report = FuzzReport()
+    guard bytes.count >= 8, bytes.count - 8 <= 0xFFFF else { return report }
+    let source = IPv4Address(rawValue: be32(bytes, 0)), destination = IPv4Address(rawValue: be32(bytes, 4))
+    decodeTCP(bytes.extracting(8...), source: source, destination: destination, &report)
     return report
 }
 
@@ -198,6 +212,7 @@ func decodeIPv4(_ bytes: Span<UInt8>, _ report: inout FuzzReport) {
         switch packet.protocol {
         case IPProtocol.icmp: decodeICMPv4(packet.payload, &report)
         case IPProtocol.udp: decodeUDP(packet.payload, source: source, destination: destination, &report)
+        case IPProtocol.tcp: decodeTCP(packet.payload, source: source, destination: destination, &report)
         default: break
         }
     } catch {
@@ -468,6 +483,229 @@ func referenceDHCPOptions(_ bytes: Span<UInt8>) -> ReferenceDHCP {
     return .options(found)
 }
 
+func decodeTCP(_ bytes: Span<UInt8>, source: IPv4Address, destination: IPv4Address, _ report: inout FuzzReport) {
+    // What the segment must decode to, from the raw bytes alone: the fixed
+    // header and data offset, then the options, then (verified parse only)
+    // the checksum over the pseudo-header and the whole segment.
+    var offset = 0
+    var headerError: TCPIPError? = nil
+    if bytes.count < 20 {
+        headerError = .truncated(layer: .tcp, expected: 20, got: bytes.count)
+    } else {
+        offset = Int(bytes[12] >> 4) * 4
+        if offset < 20 || offset > bytes.count {
+            headerError = .badLength(layer: .tcp, stated: offset, available: bytes.count)
+        }
+    }
+    var reference = ReferenceTCPOptions()
+    var optionError: TCPIPError? = nil
+    var checksumGood = false
+    if headerError == nil {
+        optionError = reference.walk(bytes.extracting(20..<offset))
+        checksumGood = tcpReferenceSum(bytes, source, destination) == 0xFFFF
+    }
+    let unverifiedError = headerError ?? optionError
+
+    var verifiedError: TCPIPError? = nil
+    do throws(TCPIPError) {
+        _ = try TCPSegment(checking: bytes, source: source, destination: destination, verifyChecksum: true)
+        report.parsed.append(.tcp)
+    } catch {
+        verifiedError = error
+        report.errors.append(error)
+    }
+    if headerError != nil || checksumGood {
+        fuzzCheck(verifiedError == unverifiedError, "TCP: verified parse differs from the reference")
+    } else {
+        // Bad checksum: refused for it, or for a bad option when the decoder
+        // reads the options first.
+        fuzzCheck(verifiedError == .badChecksum(.tcp) || (optionError != nil && verifiedError == optionError),
+                  "TCP: accepted a bad checksum, or refused it differently")
+    }
+
+    do throws(TCPIPError) {
+        let segment = try TCPSegment(checking: bytes, source: source, destination: destination, verifyChecksum: false)
+        fuzzCheck(unverifiedError == nil, "TCP: accepted a segment the reference refuses")
+        fuzzCheck(verifiedError == nil || verifiedError == .badChecksum(.tcp), "TCP: only the checksum may differ")
+        checkChecksumSplits(bytes)
+        readTCP(segment, from: bytes, offset: offset, reference: reference, &report)
+        checkTCPRoundTrip(segment, from: bytes, source: source, destination: destination, verified: verifiedError == nil,
+                          &report)
+    } catch {
+        fuzzCheck(error == unverifiedError, "TCP: refused differently from the reference")
+        fuzzCheck(verifiedError == error || verifiedError == .badChecksum(.tcp), "TCP: unverified parse failed differently")
+    }
+}
+
+/// Reads every TCP accessor and checks it against the raw bytes and the
+/// reference walk of the options.
+func readTCP(_ segment: borrowing TCPSegment, from bytes: Span<UInt8>, offset: Int, reference: ReferenceTCPOptions,
+             _ report: inout FuzzReport) {
+    fuzzCheck(segment.bytes.count == bytes.count, "TCP: bytes cut")
+    fuzzCheck(segment.headerLength == offset, "TCP: header length differs from the data offset")
+    fuzzCheck(segment.sourcePort == be16(bytes, 0) && segment.destinationPort == be16(bytes, 2), "TCP: ports")
+    fuzzCheck(segment.sequenceNumber.rawValue == be32(bytes, 4), "TCP: sequence number")
+    fuzzCheck(segment.acknowledgmentNumber.rawValue == be32(bytes, 8), "TCP: acknowledgment number")
+    let flags = segment.flags
+    fuzzCheck(flags.rawValue == bytes[13], "TCP: flags")
+    fuzzCheck(flags.contains(.syn) == (bytes[13] & 0x02 != 0) && flags.contains(.fin) == (bytes[13] & 0x01 != 0)
+        && flags.contains(.ack) == (bytes[13] & 0x10 != 0) && flags.contains(.rst) == (bytes[13] & 0x04 != 0),
+        "TCP: flag bits")
+    fuzzCheck(segment.window == be16(bytes, 14), "TCP: window")
+    fuzzCheck(segment.urgentPointer == be16(bytes, 18), "TCP: urgent pointer")
+    let payload = segment.payload
+    fuzzCheck(payload.count == bytes.count - offset, "TCP: payload length")
+    fuzzCheck(sameBytes(payload, bytes.extracting(offset...)), "TCP: payload bytes")
+    let control = Int(bytes[13] & 0x01) + Int(bytes[13] >> 1 & 0x01)
+    fuzzCheck(segment.sequenceLength == bytes.count - offset + control, "TCP: sequence length")
+    let options = segment.options
+    fuzzCheck(reference.matches(options), "TCP: options differ from the reference walk")
+    do throws(TCPIPError) {
+        let again = try TCPOptions(parsing: bytes.extracting(20..<offset))
+        fuzzCheck(again == options, "TCP: TCPOptions(parsing:) differs from the segment's options")
+    } catch {
+        fuzzFail("TCP: TCPOptions(parsing:) refuses the segment's options")
+    }
+    report.mix(UInt64(segment.sourcePort) << 48 | UInt64(segment.destinationPort) << 32
+        | UInt64(segment.sequenceNumber.rawValue))
+    report.mix(UInt64(segment.acknowledgmentNumber.rawValue) << 32 | UInt64(flags.rawValue) << 24
+        | UInt64(segment.window) << 8 | UInt64(segment.headerLength))
+    report.mix(UInt64(segment.urgentPointer) << 32 | UInt64(segment.sequenceLength))
+    report.mix(UInt64(options.maximumSegmentSize ?? 0) << 16 | UInt64(options.windowScale ?? 0xFF) << 8
+        | (options.sackPermitted ? 1 : 0))
+    if let timestamps = options.timestamps { report.mix(UInt64(timestamps.value) << 32 | UInt64(timestamps.echoReply)) }
+    for block in options.sackBlocks { report.mix(UInt64(block.left.rawValue) << 32 | UInt64(block.right.rawValue)) }
+    report.mix(payload)
+}
+
+/// A header rebuilt from the parsed fields and options, emitted over the
+/// same payload, parses (checksum verified) to the same values. TCPHeader
+/// lays the options out as Linux does, so only values are compared, except
+/// for an option-less header, which comes back byte for byte (the reserved
+/// bits cleared).
+func checkTCPRoundTrip(_ segment: borrowing TCPSegment, from bytes: Span<UInt8>, source: IPv4Address,
+                       destination: IPv4Address, verified: Bool, _ report: inout FuzzReport) {
+    var header = TCPHeader(sourcePort: segment.sourcePort, destinationPort: segment.destinationPort,
+                           sequenceNumber: segment.sequenceNumber, acknowledgmentNumber: segment.acknowledgmentNumber,
+                           flags: segment.flags, window: segment.window, options: segment.options)
+    header.urgentPointer = segment.urgentPointer
+    // Options the parser accepts may not fit Linux's layout (which pads MSS,
+    // SACK-permitted, timestamps and SACK blocks to 4-byte words): emit then
+    // leaves out the SACK blocks that do not fit, never more than 40 bytes.
+    let blocksKept = header.options.sackBlocksThatFit
+    fuzzCheck(header.options.encodedLength <= TCPOptions.maximumLength, "TCP: options past 40 bytes")
+    report.mix(UInt64(blocksKept))
+    let payload = segment.payload
+    let length = header.length
+    fuzzCheck(length % 4 == 0 && length >= 20 && length <= 60, "TCP: emitted header length")
+    var out = [UInt8](repeating: 0xAA, count: length + payload.count)
+    var span = out.mutableSpan
+    for i in payload.indices { span[length + i] = payload[i] }
+    header.emit(into: &span, at: 0, payloadLength: payload.count, source: source, destination: destination)
+    _ = consume span
+    if segment.headerLength == 20 {
+        for i in 0..<bytes.count where i != 12 && i != 16 && i != 17 {
+            fuzzCheck(out[i] == bytes[i], "TCP: emit differs from an option-less header")
+        }
+        fuzzCheck(out[12] == bytes[12] & 0xF0, "TCP: emitted data offset")
+        if verified && bytes[12] & 0x0F == 0 {
+            fuzzCheck(sameChecksum(be16(out.span, 16), be16(bytes, 16)), "TCP: emitted checksum differs")
+        }
+    }
+    do throws(TCPIPError) {
+        let again = try TCPSegment(checking: out.span, source: source, destination: destination, verifyChecksum: true)
+        fuzzCheck(again.headerLength == length, "TCP: emit → parse header length")
+        fuzzCheck(again.sourcePort == segment.sourcePort && again.destinationPort == segment.destinationPort,
+                  "TCP: emit → parse ports")
+        fuzzCheck(again.sequenceNumber == segment.sequenceNumber
+            && again.acknowledgmentNumber == segment.acknowledgmentNumber, "TCP: emit → parse sequence numbers")
+        fuzzCheck(again.flags == segment.flags && again.window == segment.window
+            && again.urgentPointer == segment.urgentPointer, "TCP: emit → parse flags, window, urgent pointer")
+        let a = again.options, o = segment.options
+        fuzzCheck(a.maximumSegmentSize == o.maximumSegmentSize && a.windowScale == o.windowScale
+            && a.sackPermitted == o.sackPermitted && a.timestamps?.value == o.timestamps?.value
+            && a.timestamps?.echoReply == o.timestamps?.echoReply, "TCP: emit → parse options")
+        fuzzCheck(a.sackBlocks == Array(o.sackBlocks.prefix(blocksKept)), "TCP: emit → parse SACK blocks")
+        fuzzCheck(sameBytes(again.payload, payload), "TCP: emit → parse payload")
+        fuzzCheck(again.sequenceLength == segment.sequenceLength, "TCP: emit → parse sequence length")
+    } catch {
+        fuzzFail("TCP: emitted segment does not parse")
+    }
+}
+
+/// RFC 9293 §3.1 (with RFC 7323 and RFC 2018), written out plainly: kind 0
+/// ends the list, kind 1 is one byte of padding, every other kind has a
+/// length byte counting itself and the kind, at least 2 and within the
+/// field. MSS (2) is 4 bytes, window scale (3) 3, SACK-permitted (4) 2,
+/// timestamps (8) 10, SACK (5) 2 + 8n with n ≥ 1; any other length for
+/// these is refused, other kinds are skipped. A repeated option's last value
+/// counts; SACK blocks add up, the first four kept.
+struct ReferenceTCPOptions {
+    var maximumSegmentSize: UInt16? = nil
+    var windowScale: UInt8? = nil
+    var sackPermitted = false
+    var timestamps: (value: UInt32, echoReply: UInt32)? = nil
+    var sackBlocks: [(left: UInt32, right: UInt32)] = []
+
+    /// Walks `field`; returns the error a decoder must throw, if any.
+    mutating func walk(_ field: Span<UInt8>) -> TCPIPError? {
+        var i = 0
+        while i < field.count {
+            let kind = field[i]
+            switch kind {
+            case 0: return nil
+            case 1: i += 1; continue
+            default: break
+            }
+            guard i + 1 < field.count else { return .malformedTCPOption(kind: kind) }
+            let length = Int(field[i + 1])
+            guard length >= 2, length <= field.count - i else { return .malformedTCPOption(kind: kind) }
+            let wanted: Bool
+            switch kind {
+            case 2:
+                wanted = length == 4
+                if wanted { maximumSegmentSize = be16(field, i + 2) }
+            case 3:
+                wanted = length == 3
+                if wanted { windowScale = field[i + 2] }
+            case 4:
+                wanted = length == 2
+                sackPermitted = sackPermitted || wanted
+            case 5:
+                wanted = length >= 10 && (length - 2) % 8 == 0
+                var at = i + 2
+                while wanted && at < i + length {
+                    if sackBlocks.count < 4 { sackBlocks.append((be32(field, at), be32(field, at + 4))) }
+                    at += 8
+                }
+            case 8:
+                wanted = length == 10
+                if wanted { timestamps = (be32(field, i + 2), be32(field, i + 6)) }
+            default:
+                wanted = true
+            }
+            guard wanted else { return .malformedTCPOption(kind: kind) }
+            i += length
+        }
+        return nil
+    }
+
+    func matches(_ options: TCPOptions) -> Bool {
+        guard options.maximumSegmentSize == maximumSegmentSize, options.windowScale == windowScale,
+              options.sackPermitted == sackPermitted, options.sackBlocks.count == sackBlocks.count else { return false }
+        switch (options.timestamps, timestamps) {
+        case (nil, nil): break
+        case let (a?, b?): guard a.value == b.value && a.echoReply == b.echoReply else { return false }
+        default: return false
+        }
+        for (block, expected) in zip(options.sackBlocks, sackBlocks)
+        where block.left.rawValue != expected.left || block.right.rawValue != expected.right {
+            return false
+        }
+        return true
+    }
+}
+
 // MARK: - Checks and reference helpers (independent of the module's own)
 
 /// Traps with `message` when `condition` is false; unlike `precondition`,
@@ -522,6 +760,13 @@ func udpReferenceSum(_ datagram: Span<UInt8>, _ source: IPv4Address, _ destinati
         + UInt64(destination.rawValue >> 16) + UInt64(destination.rawValue & 0xFFFF)
         + UInt64(IPProtocol.udp) + UInt64(datagram.count)
     return referenceSum(datagram, adding: pseudo)
+}
+
+func tcpReferenceSum(_ segment: Span<UInt8>, _ source: IPv4Address, _ destination: IPv4Address) -> UInt16 {
+    let pseudo = UInt64(source.rawValue >> 16) + UInt64(source.rawValue & 0xFFFF)
+        + UInt64(destination.rawValue >> 16) + UInt64(destination.rawValue & 0xFFFF)
+        + UInt64(IPProtocol.tcp) + UInt64(segment.count)
+    return referenceSum(segment, adding: pseudo)
 }
 
 /// InternetChecksum fed in two pieces, split anywhere (odd splits carry a

@@ -82,6 +82,25 @@ import Testing
         #expect(throws: TCPIPError.malformedTCPOption(kind: kind)) { _ = try TCPOptions(parsing: bytes.span) }
     }
 
+    /// Options that arrived in 40 bytes may need more in our layout; the
+    /// SACK blocks that do not fit are left out rather than overflowing
+    /// (found by the tcpip-tcp fuzz target).
+    @Test func sackBlocksAreTrimmedToTheRoomLeft() throws {
+        let parsed = try TCPOptions(parsing: hex("0204 05b4 080a 0000 0001 0000 0002 051a 0000 0001 0000 0002 0000 0003 0000 0004 0000 0005 0000 0006").span)
+        #expect(parsed.sackBlocks.count == 3 && parsed.maximumSegmentSize == 1460)
+        #expect(parsed.sackBlocksThatFit == 2)
+        #expect(parsed.encodedLength == 36, "MSS 4 + timestamps 12 + SACK 4 + 2 × 8")
+        let header = TCPHeader(sourcePort: 1, destinationPort: 2, sequenceNumber: SequenceNumber(3), acknowledgmentNumber: SequenceNumber(4),
+                               flags: .ack, window: 5, options: parsed)
+        var out = [UInt8](repeating: 0, count: header.length)
+        var span = out.mutableSpan
+        header.emit(into: &span, at: 0, payloadLength: 0, source: source, destination: destination)
+        _ = consume span
+        let view = try TCPSegment(checking: out.span, source: source, destination: destination)
+        #expect(view.options.sackBlocks == Array(parsed.sackBlocks.prefix(2)))
+        #expect(view.options.timestamps?.value == 1 && view.options.maximumSegmentSize == 1460)
+    }
+
     @Test func unknownOptionsAreSkippedAndEndStopsParsing() throws {
         let options = try TCPOptions(parsing: hex("fe04 abcd 0204 0218 0000 0000 0204 ffff").span)
         #expect(options.maximumSegmentSize == 0x218, "the MSS after EOL is not read")

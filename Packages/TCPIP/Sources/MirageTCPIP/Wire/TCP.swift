@@ -146,23 +146,37 @@ public struct TCPOptions: Hashable, Sendable {
         }
     }
 
-    /// Bytes `emit` writes: the options, NOP-padded to a multiple of 4.
-    public var encodedLength: Int {
+    /// Bytes of every option but the SACK blocks, NOP-aligned.
+    var fixedLength: Int {
         var n = 0
         if maximumSegmentSize != nil { n += 4 }
         if timestampValue != nil { n += 12 }  // SACK-permitted or NOP NOP, then 10
         else if sackPermitted { n += 4 }  // NOP NOP + 2
         if windowScale != nil { n += 4 }  // NOP + 3
-        if !sackBlocks.isEmpty { n += 4 + 8 * sackBlocks.count }  // NOP NOP + 2 + blocks
         return n
+    }
+
+    /// SACK blocks `emit` writes: as many as fit in the 40 option bytes
+    /// beside the other options (RFC 2018 §3: three with timestamps), the
+    /// first ones first — the receiver lists the most recent block first.
+    public var sackBlocksThatFit: Int {
+        let room = Self.maximumLength - fixedLength - 4  // NOP NOP kind length
+        return room < 8 ? 0 : min(sackBlocks.count, room / 8)
+    }
+
+    /// Bytes `emit` writes: the options, NOP-padded to a multiple of 4.
+    public var encodedLength: Int {
+        let blocks = sackBlocksThatFit
+        return fixedLength + (blocks > 0 ? 4 + 8 * blocks : 0)  // NOP NOP + 2 + blocks
     }
 
     /// Writes the options at `offset` in the layout Linux uses (MSS;
     /// SACK-permitted sharing the timestamps' alignment; window scale; SACK
     /// blocks), so captures compare byte for byte. The caller provides
-    /// `encodedLength` bytes, which must not exceed `maximumLength`.
+    /// `encodedLength` bytes (never more than `maximumLength`: SACK blocks
+    /// that would not fit are left out).
     public func emit(into buffer: inout MutableSpan<UInt8>, at offset: Int) {
-        precondition(encodedLength <= Self.maximumLength, "TCP options exceed 40 bytes")
+        precondition(fixedLength <= Self.maximumLength, "TCP options exceed 40 bytes")
         var i = offset
         if let mss = maximumSegmentSize {
             buffer[i] = Kind.maximumSegmentSize; buffer[i + 1] = 4
@@ -189,11 +203,12 @@ public struct TCPOptions: Hashable, Sendable {
             buffer[i + 1] = Kind.windowScale; buffer[i + 2] = 3; buffer[i + 3] = shift
             i += 4
         }
-        if !sackBlocks.isEmpty {
+        let blocks = sackBlocksThatFit
+        if blocks > 0 {
             buffer[i] = Kind.noOperation; buffer[i + 1] = Kind.noOperation
-            buffer[i + 2] = Kind.sack; buffer[i + 3] = UInt8(2 + 8 * sackBlocks.count)
+            buffer[i + 2] = Kind.sack; buffer[i + 3] = UInt8(2 + 8 * blocks)
             i += 4
-            for block in sackBlocks {
+            for block in sackBlocks.prefix(blocks) {
                 buffer.setU32(block.left.rawValue, at: i)
                 buffer.setU32(block.right.rawValue, at: i + 4)
                 i += 8
