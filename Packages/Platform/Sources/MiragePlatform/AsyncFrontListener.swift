@@ -19,10 +19,7 @@ public final class AsyncTCPListener: TCPHandler, AsyncSequence, @unchecked Senda
     private var id: ListenerID?
     /// Where the listener is bound (port 0 resolved to the chosen port).
     public private(set) var localEndpoint: Endpoint?
-    private var pending: [AsyncTCPConnection] = []
-    private var pendingHead = 0
-    private var waiter: LoopWaiter<AsyncTCPConnection?>?
-    private var closed = false
+    private let queue = LoopQueue<AsyncTCPConnection>(limit: AsyncTCPListener.pendingLimit)
     private var rejectedCount = 0
 
     init(front: AsyncStack) { self.front = front }
@@ -34,45 +31,16 @@ public final class AsyncTCPListener: TCPHandler, AsyncSequence, @unchecked Senda
 
     /// The next connection, or nil once the listener is closed.
     public func accept() async throws(AsyncStackError) -> AsyncTCPConnection? {
-        try await front.suspend { [self] waiter in
-            guard self.waiter == nil else {
-                waiter.resume(.failure(.busy))
-                return
-            }
-            if pendingHead < pending.count {
-                let connection = pending[pendingHead]
-                pendingHead += 1
-                if pendingHead == pending.count {
-                    pending.removeAll(keepingCapacity: true)
-                    pendingHead = 0
-                }
-                waiter.resume(.success(connection))
-            } else if closed {
-                waiter.resume(.success(nil))
-            } else {
-                self.waiter = waiter
-            }
-        } onCancel: { [self] waiter in
-            guard self.waiter === waiter else { return }
-            self.waiter = nil
-            waiter.resume(.failure(.cancelled))
-        }
+        try await queue.take(on: front)
     }
 
     /// Stops listening; connections already accepted are not affected, those
     /// not yet taken by `accept` are aborted. A waiting `accept` returns nil.
     public func close() async {
         try? await front.perform { [self] () throws(AsyncStackError) in
-            guard !closed else { return }
-            closed = true
+            guard !queue.isClosed else { return }
             if let id { front.stack.closeListener(id) }
-            for connection in pending[pendingHead...] { front.stack.abort(connection.id) }
-            pending.removeAll()
-            pendingHead = 0
-            if let waiter {
-                self.waiter = nil
-                waiter.resume(.success(nil))
-            }
+            for connection in queue.close() { front.stack.abort(connection.id) }
         }
     }
 
@@ -104,7 +72,7 @@ public final class AsyncTCPListener: TCPHandler, AsyncSequence, @unchecked Senda
 
     public func connectionAccepted(_ connection: ConnectionID, listener: ListenerID) {
         let stack = front.stack
-        guard !closed, waiter != nil || pending.count - pendingHead < Self.pendingLimit else {
+        guard queue.hasRoom else {
             rejectedCount += 1
             stack.abort(connection)
             return
@@ -115,12 +83,7 @@ public final class AsyncTCPListener: TCPHandler, AsyncSequence, @unchecked Senda
         } catch {
             return
         }
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(.success(async))
-        } else {
-            pending.append(async)
-        }
+        _ = queue.offer(async)  // hasRoom said yes, on this same thread
     }
 
     public func connectionEstablished(_ connection: ConnectionID) {}

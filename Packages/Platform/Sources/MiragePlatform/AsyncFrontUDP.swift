@@ -36,10 +36,7 @@ public final class AsyncUDPSocket: UDPHandler, AsyncSequence, @unchecked Sendabl
     private var id: UDPSocketID?
     /// Where the socket is bound (port 0 resolved to the chosen port).
     public private(set) var localEndpoint: Endpoint?
-    private var pending: [AsyncDatagram] = []
-    private var pendingHead = 0
-    private var waiter: LoopWaiter<AsyncDatagram?>?
-    private var closed = false
+    private let queue = LoopQueue<AsyncDatagram>(limit: AsyncUDPSocket.pendingLimit)
     private var droppedCount = 0
 
     init(front: AsyncStack) { self.front = front }
@@ -51,29 +48,7 @@ public final class AsyncUDPSocket: UDPHandler, AsyncSequence, @unchecked Sendabl
 
     /// The next datagram, or nil once the socket is closed.
     public func receive() async throws(AsyncStackError) -> AsyncDatagram? {
-        try await front.suspend { [self] waiter in
-            guard self.waiter == nil else {
-                waiter.resume(.failure(.busy))
-                return
-            }
-            if pendingHead < pending.count {
-                let datagram = pending[pendingHead]
-                pendingHead += 1
-                if pendingHead == pending.count {
-                    pending.removeAll(keepingCapacity: true)
-                    pendingHead = 0
-                }
-                waiter.resume(.success(datagram))
-            } else if closed {
-                waiter.resume(.success(nil))
-            } else {
-                self.waiter = waiter
-            }
-        } onCancel: { [self] waiter in
-            guard self.waiter === waiter else { return }
-            self.waiter = nil
-            waiter.resume(.failure(.cancelled))
-        }
+        try await queue.take(on: front)
     }
 
     /// Sends one datagram. UDP has no back-pressure event: a full socket
@@ -81,7 +56,7 @@ public final class AsyncUDPSocket: UDPHandler, AsyncSequence, @unchecked Sendabl
     /// drop or retry.
     public func send(_ payload: [UInt8], to destination: Endpoint) async throws(AsyncStackError) {
         try await front.perform { [self] () throws(AsyncStackError) in
-            guard let id, !closed else { throw .device(.unknownHandle) }
+            guard let id, !queue.isClosed else { throw .device(.unknownHandle) }
             do throws(DeviceError) {
                 try front.stack.send(payload.span, to: destination, from: id)
             } catch {
@@ -93,15 +68,9 @@ public final class AsyncUDPSocket: UDPHandler, AsyncSequence, @unchecked Sendabl
     /// Closes the socket; a waiting `receive` returns nil.
     public func close() async {
         try? await front.perform { [self] () throws(AsyncStackError) in
-            guard !closed else { return }
-            closed = true
+            guard !queue.isClosed else { return }
             if let id { front.stack.closeUDP(id) }
-            pending.removeAll()
-            pendingHead = 0
-            if let waiter {
-                self.waiter = nil
-                waiter.resume(.success(nil))
-            }
+            _ = queue.close()
         }
     }
 
@@ -132,15 +101,11 @@ public final class AsyncUDPSocket: UDPHandler, AsyncSequence, @unchecked Sendabl
     // MARK: UDPHandler (loop thread)
 
     public func datagramReceived(_ payload: Span<UInt8>, from source: Endpoint, to destination: Endpoint, on socket: UDPSocketID) {
-        guard !closed else { return }
-        let datagram = AsyncDatagram(payload: copyBytes(payload), source: source, destination: destination)
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(.success(datagram))
-        } else if pending.count - pendingHead < Self.pendingLimit {
-            pending.append(datagram)
-        } else {
+        guard !queue.isClosed else { return }
+        guard queue.hasRoom else {
             droppedCount += 1
+            return
         }
+        _ = queue.offer(AsyncDatagram(payload: copyBytes(payload), source: source, destination: destination))
     }
 }
