@@ -1,0 +1,134 @@
+/// The receive side of a TCP connection's data (RFC 9293 §3.10.7.4,
+/// RFC 2018): in-order bytes waiting for the application, and out-of-order
+/// segments held within the window until the gap before them fills, with
+/// the SACK blocks that describe them. Bounded by `capacity` in all: the
+/// window we advertise is what is left, so a peer that respects it can
+/// never overflow us, and bytes outside it are trimmed away.
+public struct TCPReceiveBuffer {
+    /// Unread in-order bytes.
+    private var ring: ByteRing
+    /// Out-of-order data: disjoint, sorted, non-adjacent runs after `next`.
+    private var outOfOrder: [(start: SequenceNumber, bytes: [UInt8])] = []
+    /// Starts of runs, most recently changed first, for SACK (RFC 2018 §4).
+    private var recent: [SequenceNumber] = []
+    /// The next sequence number expected in order (RCV.NXT).
+    public private(set) var next: SequenceNumber
+
+    /// Most out-of-order runs held; a segment that would make more is
+    /// dropped (the sender retransmits it).
+    public static let maximumRuns = 32
+
+    /// A buffer expecting `next` first, holding at most `capacity` bytes.
+    public init(next: SequenceNumber, capacity: Int) {
+        ring = ByteRing(capacity: capacity)
+        self.next = next
+    }
+
+    /// The most bytes held.
+    public var capacity: Int { ring.capacity }
+    /// In-order bytes the application has not read.
+    public var readable: Int { ring.count }
+    /// Bytes held out of order.
+    public var outOfOrderBytes: Int { outOfOrder.reduce(0) { $0 + $1.bytes.count } }
+    /// The receive window: room after the unread bytes (RCV.WND).
+    public var window: Int { ring.freeSpace }
+
+    /// Takes a segment's data starting at `sequence`. Bytes before `next`
+    /// (duplicates) and past the window are trimmed; returns how many new
+    /// bytes became readable in order.
+    @discardableResult
+    public mutating func insert(_ data: Span<UInt8>, at sequence: SequenceNumber) -> Int {
+        var first = sequence
+        var lo = 0
+        var hi = data.count
+        // Trim what was already received in order.
+        let behind = next - first
+        if behind > 0 {
+            guard behind < hi else { return 0 }
+            lo += behind
+            first = next
+        }
+        // Trim what lies beyond the window.
+        let end = next + window
+        let beyond = (first + (hi - lo)) - end
+        if beyond > 0 { hi -= beyond }
+        guard hi > lo else { return 0 }
+        if first == next {
+            let before = ring.count
+            ring.append(data.extracting(lo..<hi))
+            next = next + (hi - lo)
+            absorbOutOfOrder()
+            return ring.count - before
+        }
+        storeOutOfOrder(data.extracting(lo..<hi), at: first)
+        return 0
+    }
+
+    /// Moves out-of-order runs that now continue the in-order data.
+    private mutating func absorbOutOfOrder() {
+        while let firstRun = outOfOrder.first, !(next < firstRun.start) {
+            outOfOrder.removeFirst()
+            recent.removeAll { $0 == firstRun.start }
+            let skip = next - firstRun.start
+            if skip < firstRun.bytes.count {
+                let fresh = firstRun.bytes.count - skip
+                ring.append(firstRun.bytes.span.extracting(skip..<firstRun.bytes.count))
+                next = next + fresh
+            }
+        }
+    }
+
+    /// Merges `data` at `start` into the out-of-order runs.
+    private mutating func storeOutOfOrder(_ data: Span<UInt8>, at start: SequenceNumber) {
+        var newStart = start
+        var newBytes = Array(copying: data)
+        var kept: [(start: SequenceNumber, bytes: [UInt8])] = []
+        var absorbed: [SequenceNumber] = []
+        for run in outOfOrder {
+            let runEnd = run.start + run.bytes.count
+            let newEnd = newStart + newBytes.count
+            if runEnd < newStart || newEnd < run.start {
+                kept.append(run)
+                continue
+            }
+            // Overlapping or adjacent: merge, keeping the bytes held first.
+            let mergedStart = run.start < newStart ? run.start : newStart
+            let mergedEnd = runEnd < newEnd ? newEnd : runEnd
+            var merged = [UInt8](repeating: 0, count: mergedEnd - mergedStart)
+            for (i, b) in newBytes.enumerated() { merged[(newStart - mergedStart) + i] = b }
+            for (i, b) in run.bytes.enumerated() { merged[(run.start - mergedStart) + i] = b }
+            newStart = mergedStart
+            newBytes = merged
+            absorbed.append(run.start)
+        }
+        guard kept.count < Self.maximumRuns else { return }
+        kept.append((newStart, newBytes))
+        kept.sort { $0.start < $1.start }
+        outOfOrder = kept
+        recent.removeAll { absorbed.contains($0) || $0 == newStart }
+        recent.insert(newStart, at: 0)
+    }
+
+    /// SACK blocks for the next ACK (RFC 2018 §4): the run holding the most
+    /// recently received segment first, then the other recent runs, at most
+    /// `maximum`.
+    public func sackBlocks(maximum: Int) -> [SACKBlock] {
+        var blocks: [SACKBlock] = []
+        for start in recent where blocks.count < maximum {
+            if let run = outOfOrder.first(where: { $0.start == start }) {
+                blocks.append(SACKBlock(left: run.start, right: run.start + run.bytes.count))
+            }
+        }
+        return blocks
+    }
+
+    /// Calls `body` with up to `maximum` readable bytes (in one or two
+    /// spans, in order) and then forgets them: the application has read them
+    /// and the window reopens by as much.
+    public mutating func read(maximum: Int, _ body: (Span<UInt8>) -> Void) -> Int {
+        let n = min(maximum, ring.count)
+        ring.withBytes(from: 0, length: n, body)
+        ring.discard(n)
+        return n
+    }
+}
