@@ -21,7 +21,8 @@ A layer is passed on only when its header parses (and, for IPv4, when the
 packet is not a later fragment), as FuzzDecoders.swift does. CorpusReplayTests
 keeps what each seed must decode to. Files whose names are not seed names
 (libFuzzer's SHA-1 names from `Scripts/fuzz run --grow`, regress-* cases) are
-left alone. --check writes nothing and fails if a seed file differs.
+left alone. Corpus/tcpip-stack/ gets its own seeds (stack_seeds, inputs for
+FuzzStack.swift). --check writes nothing and fails if a seed file differs.
 """
 
 import os
@@ -150,11 +151,11 @@ DNS_QUERY = bytes.fromhex("12340100000100000000000007") + b"example" + b"\x03com
 
 
 def bootp(op: int, options: bytes, yiaddr=b"\0" * 4, siaddr=b"\0" * 4, sname=b"", file=b"",
-          cookie=0x63825363) -> bytes:
-    """A BOOTP/DHCP message (RFC 2131 §2) from client MAC_A."""
-    fixed = struct.pack("!BBBBIHH4s4s4s4s", op, 1, 6, 0, 0x3903F326, 0, 0x8000, b"\0" * 4, yiaddr, siaddr,
+          cookie=0x63825363, xid=0x3903F326, chaddr=MAC_A) -> bytes:
+    """A BOOTP/DHCP message (RFC 2131 §2) from client `chaddr` (MAC_A)."""
+    fixed = struct.pack("!BBBBIHH4s4s4s4s", op, 1, 6, 0, xid, 0, 0x8000, b"\0" * 4, yiaddr, siaddr,
                         b"\0" * 4)
-    fixed += MAC_A + b"\0" * 10 + sname.ljust(64, b"\0") + file.ljust(128, b"\0")
+    fixed += chaddr + b"\0" * 10 + sname.ljust(64, b"\0") + file.ljust(128, b"\0")
     return fixed + struct.pack("!I", cookie) + options
 
 
@@ -281,6 +282,98 @@ def seeds() -> dict:
     return s
 
 
+# ------------------------------------------------------------------ tcpip-stack
+
+# The tcpip-stack target (FuzzStack.swift) runs two stacks: "static" with
+# MAC_A and 10.0.0.1/24 (gateway 10.0.0.254; UDP port 7 echoes), and "dhcp"
+# with DHCP_MAC and a DHCP client. The peer here is MAC_B, 10.0.0.2. Its
+# input is a list of records, each led by a big-endian 16-bit word.
+
+DHCP_MAC = bytes.fromhex("020000000003")
+GATEWAY = bytes([10, 0, 0, 254])
+LEASED = bytes([10, 0, 0, 50])
+
+
+def rec_frame(frame: bytes, verified=False) -> bytes:
+    """A frame for both stacks (word < 0x4000; 0x4000 set: checksums verified)."""
+    assert len(frame) < 0x4000
+    return struct.pack("!H", len(frame) | (0x4000 if verified else 0)) + frame
+
+
+def rec_advance(ms: int) -> bytes:
+    """Advance the clock by about `ms` (mantissa of 10 bits << shift, rounded up)."""
+    shift = 0
+    while (ms + (1 << shift) - 1) >> shift > 0x3FF:
+        shift += 1
+    mantissa = (ms + (1 << shift) - 1) >> shift
+    assert shift < 16
+    return struct.pack("!H", 0x8000 | shift << 10 | mantissa)
+
+
+def rec_call(op: int, arg: int) -> bytes:
+    """An application call (FuzzWorld.applicationCall)."""
+    return struct.pack("!H", 0xC000 | op << 10 | arg)
+
+
+def to_static(payload: bytes, proto: int, src=IP_B, ident=0x1c46, flags=0x4000) -> bytes:
+    """An IPv4 packet from the peer to the static stack."""
+    return ethernet(ipv4(payload, proto, src=src, dst=IP_A, ident=ident, flags=flags), ETH_IPV4, dst=MAC_A, src=MAC_B)
+
+
+def dhcp_server_options(message_type: int) -> bytes:
+    return (bytes([53, 1, message_type, 54, 4]) + GATEWAY + bytes([51, 4]) + struct.pack("!I", 1200)
+            + bytes([1, 4, 255, 255, 255, 0, 3, 4]) + GATEWAY + bytes([6, 8]) + GATEWAY + IP_B
+            + bytes([26, 2]) + struct.pack("!H", 1400) + b"\xff")
+
+
+def to_dhcp_client(message_type: int) -> bytes:
+    """An OFFER or ACK from the server (10.0.0.254, MAC_B) to the DHCP stack.
+    xid 0: the harness patches in the stack's current one."""
+    message = bootp(2, dhcp_server_options(message_type), yiaddr=LEASED, siaddr=GATEWAY, xid=0, chaddr=DHCP_MAC)
+    return ethernet(ipv4(udp(67, 68, message, src=GATEWAY, dst=LEASED), PROTO_UDP, src=GATEWAY, dst=LEASED, flags=0),
+                    ETH_IPV4, dst=DHCP_MAC, src=MAC_B)
+
+
+def stack_seeds() -> dict:
+    """Name → tcpip-stack input. Keep in step with CorpusReplayTests.stackExpected."""
+    s = {}
+    ping = icmp(8, 0, struct.pack("!HH", 0x4d2, 1), PING_DATA)
+    arp_request = rec_frame(ethernet(arp(op=1, sha=MAC_B, spa=IP_B, tpa=IP_A), ETH_ARP, dst=BROADCAST, src=MAC_B,
+                                     pad=True))
+    arp_reply = rec_frame(ethernet(arp(op=2, sha=MAC_B, spa=IP_B, tha=MAC_A, tpa=IP_A), ETH_ARP, dst=MAC_A,
+                                   src=MAC_B))
+    # What the static stack sent from port 7 to the peer's port 9, as quoted back.
+    sent = ipv4(udp(7, 9, b"hello", src=IP_A, dst=IP_B), PROTO_UDP, src=IP_A, dst=IP_B)[:28]
+    whole = udp(5000, 7, bytes(range(256)) * 7 + bytes(208), src=IP_B, dst=IP_A)  # 2000 bytes: 1480 + 520
+
+    s["stack-echo-request"] = rec_frame(to_static(ping, PROTO_ICMP)) + arp_reply
+    s["stack-arp-request"] = arp_request
+    s["stack-udp-echo"] = arp_request + rec_frame(to_static(udp(5000, 7, b"echo me", src=IP_B, dst=IP_A), PROTO_UDP))
+    s["stack-udp-fragments"] = (arp_request
+                                + rec_frame(to_static(whole[:1480], PROTO_UDP, ident=0x77, flags=0x2000))
+                                + rec_frame(to_static(whole[1480:], PROTO_UDP, ident=0x77, flags=1480 // 8)))
+    s["stack-udp-closed-port"] = arp_request + rec_frame(to_static(udp(5000, 9, b"anyone?", src=IP_B, dst=IP_A),
+                                                                   PROTO_UDP))
+    s["stack-icmp-port-unreachable"] = rec_frame(to_static(icmp(3, 3, b"\0" * 4, sent), PROTO_ICMP, flags=0))
+    s["stack-icmp-fragmentation-needed"] = rec_frame(
+        to_static(icmp(3, 4, struct.pack("!HH", 0, 1400), sent), PROTO_ICMP, src=GATEWAY, flags=0))
+    s["stack-reassembly-timeout"] = (rec_frame(to_static(whole[:1480], PROTO_UDP, ident=0x78, flags=0x2000))
+                                     + rec_advance(31_000))
+    s["stack-arp-timeout"] = rec_frame(to_static(udp(5000, 7, b"echo me", src=IP_B, dst=IP_A), PROTO_UDP)) \
+        + rec_advance(5_000)
+    s["stack-ping-reply"] = (rec_call(0, 2 << 2 | 0) + arp_reply
+                             + rec_frame(to_static(icmp(0, 0, struct.pack("!HH", 0x4d2, 8), bytes(48)), PROTO_ICMP,
+                                                   flags=0)))
+    offer, ack = rec_frame(to_dhcp_client(2)), rec_frame(to_dhcp_client(5))
+    s["stack-dhcp-offer-ack"] = offer + ack
+    # T1 is 600 s: the REQUEST goes unicast to the server, once ARP found it.
+    s["stack-dhcp-renew"] = (offer + ack + rec_advance(601_000)
+                             + rec_frame(ethernet(arp(op=2, sha=MAC_B, spa=GATEWAY, tha=DHCP_MAC, tpa=LEASED), ETH_ARP,
+                                                  dst=DHCP_MAC, src=MAC_B))
+                             + ack)
+    return s
+
+
 # ------------------------------------------------------------------ layers
 
 def layers(frame: bytes) -> dict:
@@ -326,20 +419,21 @@ def layers(frame: bytes) -> dict:
 def main() -> int:
     check = "--check" in sys.argv[1:]
     written = differing = 0
-    for name, frame in seeds().items():
-        for target, data in layers(frame).items():
-            path = os.path.join(CORPUS, target, name)
-            old = open(path, "rb").read() if os.path.exists(path) else None
-            if old == data:
-                continue
-            differing += 1
-            if check:
-                print(f"differs: {os.path.relpath(path, ROOT)}")
-                continue
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
-            written += 1
+    files = [(target, name, data) for name, frame in seeds().items() for target, data in layers(frame).items()]
+    files += [("tcpip-stack", name, data) for name, data in stack_seeds().items()]
+    for target, name, data in files:
+        path = os.path.join(CORPUS, target, name)
+        old = open(path, "rb").read() if os.path.exists(path) else None
+        if old == data:
+            continue
+        differing += 1
+        if check:
+            print(f"differs: {os.path.relpath(path, ROOT)}")
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+        written += 1
     if check:
         return 1 if differing else 0
     print(f"{written} seed files written under {os.path.relpath(CORPUS, ROOT)}")

@@ -46,6 +46,8 @@ extension IPStack {
     /// Sends an ICMP echo request to `destination`; the reply goes to
     /// `echoReplyHandler`.
     public func ping(_ destination: IPv4Address, identifier: UInt16, sequence: UInt16, payloadLength: Int = 56) throws(DeviceError) {
+        // RFC 1122 §3.2.1.3: 0.0.0.0 is a source only while learning an address.
+        guard configuration.ipv4 != nil else { throw .networkUnreachable(.v4(destination)) }
         let restOfHeader = UInt32(identifier) << 16 | UInt32(sequence)
         do {
             try sendIPv4(to: destination, protocol: IPProtocol.icmp, payloadLength: ICMPv4Header.length + payloadLength) { buffer, offset in

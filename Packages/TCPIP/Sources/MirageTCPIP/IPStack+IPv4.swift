@@ -23,7 +23,8 @@ extension IPStack {
             case .complete(let payload):
                 statistics.reassembled += 1
                 let info = DatagramInfo(source: packet.source, destination: destination, protocol: packet.protocol,
-                                        header: Array(copying: packet.header), checksumVerified: false)
+                                        header: Self.reassembledHeader(packet.header, payloadLength: payload.count),
+                                        checksumVerified: false)
                 deliverIPv4Payload(payload.span, info: info, now: now)
             case .duplicate, .datagramDropped, .overLimit:
                 statistics.droppedFragments += 1
@@ -33,6 +34,24 @@ extension IPStack {
         let info = DatagramInfo(source: packet.source, destination: destination, protocol: packet.protocol,
                                 header: nil, checksumVerified: checksumVerified)
         deliverIPv4Payload(packet.payload, info: info, now: now, quoted: packet.bytes)
+    }
+
+    /// The header of a reassembled datagram, as ICMP errors about it quote
+    /// it: the last fragment's header with the offset and MF cleared, the
+    /// total length of the whole datagram and a fresh checksum (what Linux
+    /// quotes after reassembly), so the sender can match it to a socket.
+    static func reassembledHeader(_ fragmentHeader: Span<UInt8>, payloadLength: Int) -> [UInt8] {
+        var header = Array(copying: fragmentHeader)
+        let total = min(header.count + payloadLength, IPv4Packet.maximumLength)
+        var span = header.mutableSpan
+        span.setU16(UInt16(total), at: IPv4Packet.Offset.totalLength)
+        let flags = span.span.u16(at: IPv4Packet.Offset.flagsAndFragmentOffset) & IPv4Packet.dontFragmentBit
+        span.setU16(flags, at: IPv4Packet.Offset.flagsAndFragmentOffset)
+        span.setU16(0, at: IPv4Packet.Offset.checksum)
+        let sum = InternetChecksum.of(span.span)
+        span.setU16(sum, at: IPv4Packet.Offset.checksum)
+        _ = consume span
+        return header
     }
 
     func acceptsDestination(_ destination: IPv4Address, protocol proto: UInt8) -> Bool {

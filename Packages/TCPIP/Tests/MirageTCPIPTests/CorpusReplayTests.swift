@@ -3,7 +3,8 @@ import MirageTCPIP
 import Testing
 
 /// Replays the checked-in fuzz corpus, `Corpus/<target>/`, through the same
-/// decode-everything functions the libFuzzer targets run (FuzzDecoders.swift).
+/// decode-everything functions the libFuzzer targets run (FuzzDecoders.swift;
+/// for `tcpip-stack`, the whole-stack run of FuzzStack.swift).
 /// A broken promise in a view traps and takes the test process down: every
 /// file must get through without one. The named seeds, written by
 /// Scripts/fuzzing/make-seed-corpus.py, must also decode to what `expected`
@@ -102,8 +103,75 @@ struct CorpusReplayTests {
         "tcp-timestamps-truncated": .init(parsed: [.ethernet, .ipv4], errors: [.malformedTCPOption(kind: 8)]),
     ]
 
+    /// `tcpip-stack` seed (make-seed-corpus.py's stack_seeds) → facts its run
+    /// must end with (`stackFacts`; a counter not listed there is "0").
+    static let stackExpected: [String: [String: String]] = [
+        // The reply waits for ARP to find the peer.
+        "stack-echo-request": ["static.echo-replies-sent": "1", "static.frames-transmitted": "3", "emitted": "2"],
+        "stack-arp-request": ["static.frames-transmitted": "2", "emitted": "1", "dhcp.dropped-malformed-arp": "0"],
+        "stack-udp-echo": ["static.udp-delivered": "1", "static.udp-sent": "1", "datagrams": "1", "emitted": "2"],
+        // 2,000 bytes in two fragments, echoed in two.
+        "stack-udp-fragments": ["static.reassembled": "1", "static.udp-delivered": "1", "static.fragments-sent": "2",
+                                "reassembly.reassembled": "1", "emitted": "3"],
+        "stack-udp-closed-port": ["static.dropped-no-listener": "1", "static.icmp-errors-sent": "1", "emitted": "2"],
+        "stack-icmp-port-unreachable": ["static.icmp-errors-received": "1", "reports": "unreachable 3"],
+        "stack-icmp-fragmentation-needed": ["static.icmp-errors-received": "1", "reports": "fragmentation-needed 1400",
+                                            "static.path-mtu": "1400"],
+        "stack-reassembly-timeout": ["reassembly.timed-out": "1", "static.dropped-fragments": "1",
+                                     "static.frames-transmitted": "1"],
+        // One request and two retries (after the gratuitous ARP), then the
+        // queued echo is dropped.
+        "stack-arp-timeout": ["static.udp-delivered": "1", "static.dropped-arp-pending": "1",
+                              "static.frames-transmitted": "4"],
+        "stack-ping-reply": ["echo-replies": "1", "emitted": "2"],
+        // REQUEST, then the gratuitous ARP for the leased address.
+        "stack-dhcp-offer-ack": ["dhcp.state": "bound", "dhcp.lease": "10.0.0.50/24 via 10.0.0.254 mtu 1400",
+                                 "dhcp.address": "10.0.0.50", "emitted": "2"],
+        // DISCOVER, REQUEST, gratuitous ARP; at T1 (600 s) the REQUEST waits
+        // for ARP to find the server, whose reply comes after the retry at
+        // 601 s; its ACK renews.
+        "stack-dhcp-renew": ["dhcp.state": "bound", "dhcp.lease": "10.0.0.50/24 via 10.0.0.254 mtu 1400",
+                             "dhcp.frames-transmitted": "6"],
+    ]
+
+    /// What a `tcpip-stack` run ended with, as strings: every counter of
+    /// both stacks (`static.<name>`, `dhcp.<name>`, named as in
+    /// `IPStackStatistics.description`), and the facts below.
+    static func stackFacts(_ s: StackSummary) -> [String: String] {
+        var facts: [String: String] = [:]
+        for (prefix, statistics) in [("static", s.staticStatistics), ("dhcp", s.dhcpStatistics)] {
+            for line in statistics.description.split(separator: "\n") {
+                let pair = line.split(separator: " ")
+                facts["\(prefix).\(pair[0])"] = String(pair[1])
+            }
+        }
+        facts["reassembly.reassembled"] = "\(s.reassembly.reassembled)"
+        facts["reassembly.timed-out"] = "\(s.reassembly.timedOut)"
+        facts["dhcp.state"] = s.dhcpState ?? "none"
+        facts["dhcp.lease"] = s.lease.map { "\($0.configuration) mtu \($0.mtu ?? 0)" } ?? "none"
+        facts["dhcp.address"] = s.dhcpAddress.map { "\($0)" } ?? "none"
+        facts["static.path-mtu"] = "\(s.pathMTU)"
+        facts["emitted"] = "\(s.framesEmitted)"
+        facts["echo-replies"] = "\(s.echoReplies)"
+        facts["datagrams"] = "\(s.datagrams)"
+        facts["reports"] = s.reports.map { report in
+            switch report {
+            case .destinationUnreachable(let code): "unreachable \(code)"
+            case .fragmentationNeeded(let mtu): "fragmentation-needed \(mtu)"
+            case .timeExceeded(let code): "time-exceeded \(code)"
+            case .parameterProblem: "parameter-problem"
+            }
+        }.joined(separator: ", ")
+        return facts
+    }
+
     /// Past fuzzer crashes kept as corpus files: name → what it found.
-    static let regressions: [String: String] = [:]
+    static let regressions: [String: String] = [
+        "regress-quote-reassembled-header":
+            "tcpip-stack: port unreachable for a datagram reassembled from in-order fragments quoted the last fragment's header (offset 1480)",
+        "regress-ping-without-address":
+            "tcpip-stack: ping from the DHCP stack before it had an address went out from 0.0.0.0",
+    ]
 
     /// Layers each target's input starts at, and those inside it.
     static let layers: [String: Set<Layer>] = [
@@ -114,11 +182,16 @@ struct CorpusReplayTests {
         "tcpip-udp": [.udp, .dhcp],
         "tcpip-dhcp": [.dhcp],
         "tcpip-tcp": [.tcp],
+        // Layers of the frames the stacks send in answer.
+        "tcpip-stack": [.ethernet, .arp, .ipv4, .icmp, .udp, .dhcp],
     ]
 
     static let testFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     static let corpus = testFolder.appendingPathComponent("Corpus")
     static let targetNames = fuzzTargets.map { $0.name }
+    static let stackTarget = "tcpip-stack"
+    /// The targets whose seeds are `expected`'s frames (all but the stack's).
+    static let decoderTargets = targetNames.filter { $0 != stackTarget }
 
     static func run(_ target: String) -> (Span<UInt8>) -> FuzzReport {
         fuzzTargets.first { $0.name == target }!.run
@@ -171,7 +244,7 @@ struct CorpusReplayTests {
         #expect(!reached.isDisjoint(with: Self.layers[target] ?? []), "\(target): no file parses")
     }
 
-    @Test("named seeds decode as expected", arguments: targetNames)
+    @Test("named seeds decode as expected", arguments: decoderTargets)
     func seeds(target: String) throws {
         var checked = 0
         for (name, seed) in Self.expected.sorted(by: { $0.key < $1.key }) {
@@ -190,6 +263,24 @@ struct CorpusReplayTests {
             checked += 1
         }
         #expect(checked > 0, "\(target): no named seeds")
+    }
+
+    @Test("named tcpip-stack seeds end as expected")
+    func stackSeeds() throws {
+        let folder = Self.corpus.appendingPathComponent(Self.stackTarget)
+        for (name, want) in Self.stackExpected.sorted(by: { $0.key < $1.key }) {
+            let url = folder.appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                Issue.record("\(Self.stackTarget)/\(name) missing; run Scripts/fuzzing/make-seed-corpus.py")
+                continue
+            }
+            let bytes = try Self.bytes(url)
+            let summary = try #require(Self.run(Self.stackTarget)(bytes.span).stack)
+            let facts = Self.stackFacts(summary)
+            for (key, value) in want.sorted(by: { $0.key < $1.key }) {
+                #expect(facts[key, default: "0"] == value, "\(name): \(key) is \(facts[key, default: "0"]), not \(value); \(facts.sorted { $0.key < $1.key })")
+            }
+        }
     }
 
     @Test("corpus folders, fuzz targets and Scripts/fuzzing/targets.txt agree")
@@ -224,7 +315,8 @@ struct CorpusReplayTests {
             if name.hasPrefix("regress-") {
                 #expect(Self.regressions[name] != nil, "\(target)/\(name): add a note to `regressions`")
             } else {
-                #expect(Self.expected[name] != nil || Self.isFuzzerUnit(name),
+                let seeds = target == Self.stackTarget ? Set(Self.stackExpected.keys) : Set(Self.expected.keys)
+                #expect(seeds.contains(name) || Self.isFuzzerUnit(name),
                         "\(target)/\(name): not a seed in `expected`, nor a libFuzzer unit")
             }
         }

@@ -33,6 +33,7 @@ let fuzzTargets: [(name: String, run: @Sendable (Span<UInt8>) -> FuzzReport)] = 
     ("tcpip-udp", fuzzUDP),
     ("tcpip-dhcp", fuzzDHCP),
     ("tcpip-tcp", fuzzTCP),
+    ("tcpip-stack", fuzzStack),
 ]
 
 /// What one decode-everything pass found.
@@ -43,6 +44,8 @@ struct FuzzReport: CustomStringConvertible {
     var errors: [TCPIPError] = []
     /// A fold of the values read, so the optimizer keeps every read.
     var digest: UInt64 = 0xcbf2_9ce4_8422_2325
+    /// `tcpip-stack` only (FuzzStack.swift): how the stacks ended up.
+    var stack: StackSummary? = nil
 
     mutating func mix(_ value: UInt64) { digest = (digest ^ value) &* 0x100_0000_01b3 }
     mutating func mix(_ span: Span<UInt8>) {
