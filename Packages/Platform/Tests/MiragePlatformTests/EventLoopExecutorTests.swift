@@ -101,7 +101,11 @@ struct EventLoopExecutorTests {
         let loop = try EventLoop()
         let flags = Shared<[Bool]>([])
         let loopThread = runOnThread(loop) {
-            Task.detached {
+            // The task prefers the loop too, so no step waits for a thread of
+            // the global pool: the tests around it block those threads (two
+            // on this machine), which once starved a detached task here for
+            // the whole time limit.
+            Task(executorPreference: loop) {
                 let actor = LoopActor(loop: loop)
                 for _ in 0..<3 {
                     let onLoop = await actor.touch()
