@@ -122,6 +122,11 @@ public struct TCPReceiveBuffer {
         return blocks
     }
 
+    /// Moves `next` past sequence space that carries no data (the peer's FIN).
+    mutating func advance(by n: Int) {
+        next = next + n
+    }
+
     /// Calls `body` with up to `maximum` readable bytes (in one or two
     /// spans, in order) and then forgets them: the application has read them
     /// and the window reopens by as much.
