@@ -233,14 +233,5 @@ public struct PortBaseOption: ParsableArguments, Sendable {
 /// Writes `line` and a newline to `fd` (standard output or error) at once,
 /// unbuffered, so a supervising process sees it immediately.
 public func writeLine(_ line: String, to fd: Int32) {
-    var bytes = Array((line + "\n").utf8)
-    var offset = 0
-    // Bounded: a short write is retried at most a few times.
-    for _ in 0..<16 where offset < bytes.count {
-        let written = bytes.withUnsafeMutableBytes { raw in
-            Glibc.write(fd, raw.baseAddress.map { $0 + offset }, raw.count - offset)
-        }
-        if written <= 0 { return }
-        offset += written
-    }
+    StandardConsole(fileDescriptor: fd).log(line)
 }

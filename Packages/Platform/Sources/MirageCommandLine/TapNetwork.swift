@@ -139,9 +139,7 @@ public final class TapNetwork {
     /// remove (killed with SIGKILL): those whose pid is no longer alive.
     static func removeStaleNamespaces() {
         let process = Process()
-        guard let path = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first(where: {
-            FileManager.default.isExecutableFile(atPath: $0)
-        }) else { return }
+        guard let path = ipPath else { return }
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = ["netns", "list"]
         let output = Pipe()
@@ -159,13 +157,15 @@ public final class TapNetwork {
         }
     }
 
+    /// Where iproute2's `ip` is, if installed.
+    static var ipPath: String? {
+        ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
     /// Runs `ip ARGS`; nil on success, else what it printed.
     static func ip(_ arguments: [String]) -> String? {
         let process = Process()
-        let candidates = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
-        guard let path = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            return "the ip command (iproute2) is not installed"
-        }
+        guard let path = ipPath else { return "the ip command (iproute2) is not installed" }
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         let errors = Pipe()

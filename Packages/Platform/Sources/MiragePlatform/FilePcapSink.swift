@@ -11,8 +11,6 @@ import MirageDevices
 /// hole in the middle would be unreadable. Not thread-safe: use it from one
 /// thread (the loop's, with `PcapInterface`).
 public final class FilePcapSink: PcapSink {
-    /// Partial writes and EINTRs tolerated for one chunk before it fails.
-    static let maximumWriteAttempts = 64
 
     /// The capture file.
     public let path: String
@@ -41,21 +39,7 @@ public final class FilePcapSink: PcapSink {
     public func write(_ bytes: Span<UInt8>) {
         guard fd >= 0, failure == nil, bytes.count > 0 else { return }
         let fd = self.fd
-        let result: (written: Int, error: Int32?) = bytes.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return (0, nil) }
-            var written = 0
-            for _ in 0..<Self.maximumWriteAttempts where written < raw.count {
-                let n = Glibc.write(fd, base + written, raw.count - written)
-                if n > 0 {
-                    written += n
-                } else if n < 0 && errno == EINTR {
-                    continue
-                } else {
-                    return (written, n < 0 ? errno : ENOSPC)
-                }
-            }
-            return (written, written < raw.count ? EINTR : nil)
-        }
+        let result = FileDescriptor.writeAll(fd, bytes)
         bytesWritten &+= UInt64(result.written)
         if let code = result.error { failure = .system(call: "write", errno: code) }
     }
