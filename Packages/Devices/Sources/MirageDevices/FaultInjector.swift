@@ -21,6 +21,12 @@ public struct FaultConfiguration: Hashable, Sendable {
     /// Probability that one byte of a frame is changed (XOR with a non-zero
     /// value at a random offset).
     public var corruptRate: Double = 0
+    /// Corruption hits bytes from this offset on. 0 lets it hit any byte;
+    /// 34 spares the Ethernet and IPv4 headers and ARP's sender fields,
+    /// which stand in for the Ethernet FCS that a real link has and
+    /// `MemoryNetwork` lacks: without it a corrupted ARP message (ARP has
+    /// no checksum) poisons a cache, which no real link lets happen.
+    public var corruptFrom: Int = 0
     /// Probability that a frame is delivered twice.
     public var duplicateRate: Double = 0
     /// Probability that a frame is held back and released after up to
@@ -162,16 +168,23 @@ public final class FaultInjector<Base: NetworkInterface>: NetworkInterface, Netw
         return .deliver(corrupt: corrupt, duplicate: duplicate)
     }
 
+    /// A random offset in `corruptFrom..<count` (or the whole frame when
+    /// it is shorter), and a non-zero value to XOR there.
+    private func corruption(count: Int) -> (at: Int, flip: UInt8) {
+        let from = configuration.corruptFrom < count ? max(0, configuration.corruptFrom) : 0
+        let at = from + Int(random.next(below: UInt64(count - from)))
+        return (at, UInt8(1 + random.next(below: 255)))
+    }
+
     private func corruptByte(_ bytes: inout [UInt8]) {
         guard !bytes.isEmpty else { return }
-        let at = Int(random.next(below: UInt64(bytes.count)))
-        bytes[at] ^= UInt8(1 + random.next(below: 255))
+        let (at, flip) = corruption(count: bytes.count)
+        bytes[at] ^= flip
     }
 
     private func corruptByte(_ bytes: inout MutableSpan<UInt8>, count: Int) {
         guard count > 0 else { return }
-        let at = Int(random.next(below: UInt64(count)))
-        let flip = UInt8(1 + random.next(below: 255))
+        let (at, flip) = corruption(count: count)
         bytes[at] ^= flip
     }
 

@@ -142,6 +142,15 @@ public protocol Stack: AnyObject {
     /// Abortive close: RST now, queued data discarded; `connectionClosed`
     /// with `aborted` follows.
     func abort(_ connection: ConnectionID)
+    /// Turns Nagle's algorithm (RFC 896: small writes wait while data is
+    /// unacknowledged) off with `true`, on with `false` (the default).
+    func setNoDelay(_ noDelay: Bool, for connection: ConnectionID) throws(DeviceError)
+    /// Sends keep-alive probes after `idle` without traffic (RFC 1122
+    /// §4.2.3.6); nil turns them off (the default). A peer that stops
+    /// answering ends the connection with `timeout`.
+    func setKeepAlive(_ idle: Interval?, for connection: ConnectionID) throws(DeviceError)
+    /// The connection's counters and congestion state.
+    func statistics(of connection: ConnectionID) -> ConnectionStatistics?
 
     /// Binds a UDP socket to `port` (0: ephemeral) of `address` (nil: every
     /// local address).

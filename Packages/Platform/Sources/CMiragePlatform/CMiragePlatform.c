@@ -181,3 +181,36 @@ int mirage_interface_set_mtu(const char *name, int mtu) {
 unsigned mirage_interface_index(const char *name) {
     return if_nametoindex(name);
 }
+
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stddef.h>
+
+int mirage_tcp_info_get(int fd, mirage_tcp_info *out) {
+    struct tcp_info info;
+    memset(&info, 0, sizeof info);
+    socklen_t length = sizeof info;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -errno;
+    memset(out, 0, sizeof *out);
+    out->snd_mss = info.tcpi_snd_mss;
+    out->rtt_us = info.tcpi_rtt;
+    out->rttvar_us = info.tcpi_rttvar;
+    out->rto_us = info.tcpi_rto;
+    out->unacked = info.tcpi_unacked;
+    out->snd_cwnd = info.tcpi_snd_cwnd;
+    out->snd_ssthresh = info.tcpi_snd_ssthresh;
+    out->rcv_space = info.tcpi_rcv_space;
+    out->total_retrans = info.tcpi_total_retrans;
+    // Older kernels return a shorter struct; what they leave out stays 0.
+    if (length >= offsetof(struct tcp_info, tcpi_segs_in) + sizeof info.tcpi_segs_in) {
+        out->segs_out = info.tcpi_segs_out;
+        out->segs_in = info.tcpi_segs_in;
+    }
+    if (length >= offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked)
+        out->bytes_acked = info.tcpi_bytes_acked;
+    if (length >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received)
+        out->bytes_received = info.tcpi_bytes_received;
+    if (length >= offsetof(struct tcp_info, tcpi_snd_wnd) + sizeof info.tcpi_snd_wnd)
+        out->snd_wnd = info.tcpi_snd_wnd;
+    return 0;
+}

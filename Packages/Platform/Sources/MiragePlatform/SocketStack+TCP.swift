@@ -1,3 +1,4 @@
+import CMiragePlatform
 import Glibc
 import MirageDevices
 
@@ -512,5 +513,55 @@ extension SocketStack {
         case EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, ENETDOWN: .unreachable
         default: .reset
         }
+    }
+}
+
+// MARK: Options and statistics
+
+extension SocketStack {
+    public func setNoDelay(_ noDelay: Bool, for connection: ConnectionID) throws(DeviceError) {
+        guard let entry = connections[connection.rawValue], entry.phase != .finished else { throw .unknownHandle }
+        let rc = SocketCalls.setOption(entry.fd, Int32(IPPROTO_TCP), TCP_NODELAY, noDelay ? 1 : 0)
+        if rc != 0 { throw .system(call: "setsockopt(TCP_NODELAY)", errno: rc) }
+    }
+
+    public func setKeepAlive(_ idle: Interval?, for connection: ConnectionID) throws(DeviceError) {
+        guard let entry = connections[connection.rawValue], entry.phase != .finished else { throw .unknownHandle }
+        if let idle {
+            // TCP_KEEPIDLE counts whole seconds, at least one.
+            let seconds = Int32(clamping: max(1, (idle.nanoseconds + 999_999_999) / 1_000_000_000))
+            let rc = SocketCalls.setOption(entry.fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, seconds)
+            if rc != 0 { throw .system(call: "setsockopt(TCP_KEEPIDLE)", errno: rc) }
+        }
+        let rc = SocketCalls.setOption(entry.fd, SOL_SOCKET, SO_KEEPALIVE, idle == nil ? 0 : 1)
+        if rc != 0 { throw .system(call: "setsockopt(SO_KEEPALIVE)", errno: rc) }
+    }
+
+    /// From the kernel's `TCP_INFO` (linux/tcp.h; sizes in segments are
+    /// multiplied by the send MSS, times in microseconds).
+    public func statistics(of connection: ConnectionID) -> ConnectionStatistics? {
+        guard let entry = connections[connection.rawValue], entry.phase != .finished else { return nil }
+        var info = mirage_tcp_info()
+        guard mirage_tcp_info_get(entry.fd, &info) == 0 else { return nil }
+        let mss = Int(info.snd_mss)
+        var s = ConnectionStatistics()
+        s.segmentsSent = UInt64(info.segs_out)
+        s.segmentsReceived = UInt64(info.segs_in)
+        s.retransmissions = UInt64(info.total_retrans)
+        s.bytesAcknowledged = info.bytes_acked
+        s.bytesReceived = info.bytes_received
+        s.bytesInFlight = Int(info.unacked) * mss
+        s.congestionWindow = Int(info.snd_cwnd) * mss
+        // The kernel reports "infinite" (0x7fffffff) before the first loss.
+        s.slowStartThreshold = info.snd_ssthresh >= 0x7FFF_FFFF ? Int.max : Int(info.snd_ssthresh) * mss
+        s.sendWindow = Int(info.snd_wnd)
+        s.receiveWindow = Int(info.rcv_space)
+        s.maximumSegmentSize = mss
+        if info.rtt_us > 0 {
+            s.smoothedRTT = .microseconds(Int64(info.rtt_us))
+            s.rttVariation = .microseconds(Int64(info.rttvar_us))
+        }
+        s.retransmissionTimeout = .microseconds(Int64(info.rto_us))
+        return s
     }
 }

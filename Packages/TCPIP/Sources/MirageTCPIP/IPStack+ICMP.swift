@@ -86,6 +86,10 @@ extension IPStack {
         default:
             report = .parameterProblem
         }
+        if inner.protocol == IPProtocol.tcp, inner.fragmentOffset == 0 {
+            receiveTCPError(report, about: inner, now: now)
+            return
+        }
         guard inner.protocol == IPProtocol.udp, inner.fragmentOffset == 0,
               let sourcePort = inner.sourcePort, let destinationPort = inner.destinationPort,
               let (id, socket) = udpSocket(port: sourcePort, address: inner.source)
@@ -158,6 +162,9 @@ struct QuotedDatagram {
     var totalLength: Int
     var sourcePort: UInt16?
     var destinationPort: UInt16?
+    /// A quoted TCP segment's sequence number (the first 8 bytes of the
+    /// transport header are always quoted, RFC 792).
+    var sequenceNumber: UInt32?
 
     init?(_ q: Span<UInt8>) {
         guard q.count >= IPv4Packet.minimumHeaderLength, q[0] >> 4 == 4 else { return nil }
@@ -172,5 +179,6 @@ struct QuotedDatagram {
             sourcePort = q.u16(at: ihl)
             destinationPort = q.u16(at: ihl + 2)
         }
+        if q.count >= ihl + 8 { sequenceNumber = q.u32(at: ihl + 4) }
     }
 }

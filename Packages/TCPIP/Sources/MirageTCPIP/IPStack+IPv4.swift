@@ -73,6 +73,8 @@ extension IPStack {
             receiveICMP(payload, info: info, now: now)
         case IPProtocol.udp:
             receiveUDP(payload, info: info, now: now, quoted: quoted)
+        case IPProtocol.tcp:
+            receiveTCP(payload, info: info, now: now)
         default:
             // RFC 1122 §3.2.2.1: protocol unreachable for unknown protocols.
             statistics.droppedUnknownProtocol += 1
@@ -280,7 +282,6 @@ struct DatagramInfo {
 extension Array where Element == UInt8 {
     init(copying span: Span<UInt8>) {
         self.init()
-        reserveCapacity(span.count)
-        for i in span.indices { append(span[i]) }
+        append(span: span)
     }
 }

@@ -106,29 +106,4 @@ extension IPStack {
     public func closeUDP(_ socket: UDPSocketID) {
         udpSockets[socket] = nil
     }
-
-    // MARK: Stack contract: TCP (TCPIP part 2)
-
-    static var tcpUnavailable: DeviceError { .unsupported("TCP arrives in MirageTCPIP with TCPIP part 2") }
-
-    public func listen(port: UInt16, address: IPAddress?, backlog: Int, handler: any TCPHandler) throws(DeviceError) -> ListenerID {
-        throw Self.tcpUnavailable
-    }
-    public func localEndpoint(of listener: ListenerID) -> Endpoint? { nil }
-    public func closeListener(_ listener: ListenerID) {}
-    public func connect(to remote: Endpoint, timeout: Interval?, handler: any TCPHandler) throws(DeviceError) -> ConnectionID {
-        throw Self.tcpUnavailable
-    }
-    public func endpoints(of connection: ConnectionID) -> (local: Endpoint, remote: Endpoint)? { nil }
-    public func setHandler(_ handler: any TCPHandler, for connection: ConnectionID) throws(DeviceError) {
-        throw .unknownHandle
-    }
-    public func write(_ bytes: Span<UInt8>, on connection: ConnectionID) throws(DeviceError) -> Int {
-        throw .unknownHandle
-    }
-    public func pauseReading(_ connection: ConnectionID) {}
-    public func resumeReading(_ connection: ConnectionID) {}
-    public func shutdownWrite(_ connection: ConnectionID) {}
-    public func close(_ connection: ConnectionID) {}
-    public func abort(_ connection: ConnectionID) {}
 }

@@ -6,10 +6,8 @@ public protocol EchoReplyHandler: AnyObject {
     func echoReplyReceived(from source: IPv4Address, identifier: UInt16, sequence: UInt16, payloadLength: Int)
 }
 
-/// Ethernet, ARP, IPv4, ICMP and UDP over one network interface: the layers
-/// of mirage-tcpip below TCP, as one object implementing the `Stack`
-/// contract (UDP now; TCP arrives with TCPIP part 2 and is refused with
-/// `DeviceError.unsupported` until then).
+/// Ethernet, ARP, IPv4, ICMP, UDP and TCP over one network interface, as
+/// one object implementing the `Stack` contract: mirage-tcpip's layers.
 ///
 /// The stack is driven by its interface (received frames), its timer
 /// scheduler and application calls; it reads time from `clock` and
@@ -38,8 +36,24 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
         public var maximumPathMTUEntries: Int = 256
         /// How long a learned path MTU is kept (RFC 1191 §6.3: about 10 minutes).
         public var pathMTULifetime: Interval = .seconds(600)
-        /// Ephemeral ports for UDP sockets bound to port 0.
+        /// Ephemeral ports for UDP sockets bound to port 0 and TCP connects.
         public var ephemeralPorts: EphemeralPortRange = .default
+        /// Every TCP connection's buffers, timers and options.
+        public var tcp = TCPConnection.Configuration()
+        /// Most TCP connections at once, half-open and TIME-WAIT included
+        /// (a full table evicts the oldest TIME-WAIT entry first).
+        public var maximumTCPConnections: Int = 4096
+        /// Most TCP listeners.
+        public var maximumTCPListeners: Int = 256
+        /// Largest backlog of half-open connections a listener may ask for.
+        public var maximumTCPBacklog: Int = 1024
+        /// How long `connect` waits for the handshake when the caller gives
+        /// no timeout (Linux gives up after about 127 s of SYN retries).
+        public var connectTimeout: Interval = .seconds(75)
+        /// RSTs per second sent for segments matching no connection, and the burst.
+        public var tcpResetRate: Int = 1000
+        /// RST burst size.
+        public var tcpResetBurst: Int = 200
 
         /// A configuration with a static address, or none.
         public init(ipv4: IPv4Configuration? = nil, dhcp: Bool = false) {
@@ -78,6 +92,22 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
     /// The interface MTU a DHCP lease gave, if any.
     var leaseMTU: Int?
 
+    // TCP (IPStack+TCP.swift).
+    var tcpConnections: [ConnectionID: TCPSocket] = [:]
+    var tcpByTuple: [TCPFourTuple: TCPSocket] = [:]
+    var tcpListeners: [ListenerID: TCPListenerEntry] = [:]
+    var nextConnectionID: UInt32 = 1
+    var nextListenerID: UInt32 = 1
+    let initialSequenceNumbers: InitialSequenceNumbers
+    var tcpResetLimiter: ICMPRateLimiter
+    /// Connections with events for the application, in order.
+    var tcpReady: [TCPSocket] = []
+    /// Set while events are being delivered: calls from handlers queue.
+    var deliveringTCPEvents = false
+    /// Received bytes are copied here to be lent to the handler, so the
+    /// handler may call back into the stack while it holds them.
+    var tcpReadScratch: [UInt8] = []
+
     /// Creates the stack over `interface` and installs it as the
     /// interface's handler. With `configuration.dhcp` the DHCP client
     /// starts at once.
@@ -96,6 +126,9 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
         // protocol while fragments can be in flight; a counter with a random
         // start is enough and hides nothing a counter per peer would.
         nextIdentification = UInt16(truncatingIfNeeded: entropy.nextUInt64())
+        initialSequenceNumbers = InitialSequenceNumbers(entropy: entropy)
+        tcpResetLimiter = ICMPRateLimiter(ratePerSecond: configuration.tcpResetRate, burst: configuration.tcpResetBurst,
+                                          now: clock.now())
         interface.handler = self
         if configuration.dhcp {
             let client = DHCPClient(hardwareAddress: interface.macAddress, entropy: entropy)
@@ -193,12 +226,13 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
     }
 
     public func receiveBatchEnded() {
+        deliverTCPEvents()
         rearmTimer()
     }
 
     public func transmitReady() {
-        // UDP has no writable event and ARP/ICMP output is not retried, so
-        // there is nothing waiting for room yet (TCP will be).
+        // UDP has no writable event, ARP/ICMP output is not retried, and a
+        // TCP segment the device refused is recovered by retransmission.
     }
 
     public func timerFired(_ id: TimerID, now: Instant) {
@@ -211,6 +245,8 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
         statistics.droppedFragments += UInt64(expired)
         pathMTUs = pathMTUs.filter { $0.value.expires > now }
         dhcpTimer(now: now)
+        tcpTimers(now: now)
+        deliverTCPEvents()
         rearmTimer()
     }
 
@@ -218,6 +254,7 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
         var next: Instant? = arp.nextDeadline()
         if let r = reassembler.nextDeadline(), next.map({ r < $0 }) ?? true { next = r }
         if let d = dhcpClient?.nextDeadline, next.map({ d < $0 }) ?? true { next = d }
+        if let t = tcpNextDeadline(), next.map({ t < $0 }) ?? true { next = t }
         guard let deadline = next else {
             if let t = timer { scheduler.cancel(t) }
             timer = nil

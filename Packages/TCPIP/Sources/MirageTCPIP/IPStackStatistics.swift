@@ -36,8 +36,25 @@ public struct IPStackStatistics: Hashable, Sendable, CustomStringConvertible {
     public var droppedBadUDPChecksum: UInt64 = 0
     /// UDP datagrams for a port nobody listens on.
     public var droppedNoListener: UInt64 = 0
-    /// IPv4 payloads of protocols without a handler (TCP until part 2).
+    /// IPv4 payloads of protocols without a handler.
     public var droppedUnknownProtocol: UInt64 = 0
+    /// Truncated TCP segments, bad data offsets or malformed options.
+    public var droppedMalformedTCP: UInt64 = 0
+    /// TCP checksum failures.
+    public var droppedBadTCPChecksum: UInt64 = 0
+    /// TCP segments to a broadcast or multicast address (RFC 1122 §4.2.3.10).
+    public var droppedTCPNotUnicast: UInt64 = 0
+    /// TCP segments for no connection and no listener (answered with RST
+    /// unless they were RSTs themselves or the RST rate limit said no).
+    public var droppedTCPNoConnection: UInt64 = 0
+    /// SYNs refused because the listener's backlog of half-open
+    /// connections, or the connection table, was full.
+    public var droppedTCPBacklogFull: UInt64 = 0
+    /// Segments to a listener that were neither SYN nor RST (answered with
+    /// RST when they carry an ACK), and SYNs with FIN.
+    public var droppedTCPListenUnexpected: UInt64 = 0
+    /// TCP segments the device refused or that exceeded the path MTU.
+    public var tcpTransmitDropped: UInt64 = 0
     /// Packets dropped waiting for ARP (queue full or resolution failed).
     public var droppedARPPending: UInt64 = 0
 
@@ -57,6 +74,20 @@ public struct IPStackStatistics: Hashable, Sendable, CustomStringConvertible {
     public var reassembled: UInt64 = 0
     /// Fragments sent.
     public var fragmentsSent: UInt64 = 0
+    /// TCP segments received and checked.
+    public var tcpSegmentsReceived: UInt64 = 0
+    /// TCP segments sent.
+    public var tcpSegmentsSent: UInt64 = 0
+    /// RSTs sent for segments that matched no connection.
+    public var tcpResetsSent: UInt64 = 0
+    /// RSTs not sent because of the rate limit.
+    public var tcpResetsRateLimited: UInt64 = 0
+    /// Connections accepted by listeners.
+    public var tcpConnectionsAccepted: UInt64 = 0
+    /// Connections opened with `connect`.
+    public var tcpConnectionsOpened: UInt64 = 0
+    /// Connections in TIME-WAIT dropped early to make room.
+    public var tcpTimeWaitEvicted: UInt64 = 0
 
     /// All zero.
     public init() {}
@@ -67,6 +98,8 @@ public struct IPStackStatistics: Hashable, Sendable, CustomStringConvertible {
             + droppedMalformedARP + droppedMalformedIPv4 + droppedBadIPv4Checksum + droppedNotOurAddress
             + droppedFragments + droppedMalformedICMP + droppedBadICMPChecksum + droppedMalformedUDP
             + droppedBadUDPChecksum + droppedNoListener + droppedUnknownProtocol + droppedARPPending
+            + droppedMalformedTCP + droppedBadTCPChecksum + droppedTCPNotUnicast + droppedTCPNoConnection
+            + droppedTCPBacklogFull + droppedTCPListenUnexpected
     }
 
     /// One `name value` pair per line, non-zero counters only.
@@ -86,6 +119,14 @@ public struct IPStackStatistics: Hashable, Sendable, CustomStringConvertible {
             ("icmp-errors-rate-limited", icmpErrorsRateLimited), ("icmp-errors-received", icmpErrorsReceived),
             ("udp-delivered", udpDelivered), ("udp-sent", udpSent), ("reassembled", reassembled),
             ("fragments-sent", fragmentsSent),
+            ("dropped-malformed-tcp", droppedMalformedTCP), ("dropped-bad-tcp-checksum", droppedBadTCPChecksum),
+            ("dropped-tcp-not-unicast", droppedTCPNotUnicast), ("dropped-tcp-no-connection", droppedTCPNoConnection),
+            ("dropped-tcp-backlog-full", droppedTCPBacklogFull),
+            ("dropped-tcp-listen-unexpected", droppedTCPListenUnexpected),
+            ("tcp-transmit-dropped", tcpTransmitDropped), ("tcp-segments-received", tcpSegmentsReceived),
+            ("tcp-segments-sent", tcpSegmentsSent), ("tcp-resets-sent", tcpResetsSent),
+            ("tcp-resets-rate-limited", tcpResetsRateLimited), ("tcp-connections-accepted", tcpConnectionsAccepted),
+            ("tcp-connections-opened", tcpConnectionsOpened), ("tcp-time-wait-evicted", tcpTimeWaitEvicted),
         ]
         var out = ""
         for (name, value) in pairs where value != 0 {

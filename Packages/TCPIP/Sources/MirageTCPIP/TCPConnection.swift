@@ -43,6 +43,14 @@ public struct TCPConnection {
         public var finWait2Timeout = Interval.seconds(60)
         /// Retransmission timeout bounds.
         public var minimumRetransmissionTimeout = RTTEstimator.defaultMinimum
+        /// Idle time before the first keep-alive probe (RFC 1122 §4.2.3.6:
+        /// off unless asked for, and at least two hours by default when on);
+        /// nil turns keep-alive off.
+        public var keepAliveIdle: Interval? = nil
+        /// Time between unanswered keep-alive probes (Linux: 75 s).
+        public var keepAliveInterval = Interval.seconds(75)
+        /// Unanswered probes after which the connection times out (Linux: 9).
+        public var keepAliveProbes = 9
         /// The defaults.
         public init() {}
     }
@@ -121,6 +129,8 @@ public struct TCPConnection {
         public var challengeAcknowledgments: UInt64 = 0
         /// Segments dropped as unacceptable.
         public var segmentsDropped: UInt64 = 0
+        /// Keep-alive probes sent.
+        public var keepAliveProbes: UInt64 = 0
         /// All zero.
         public init() {}
     }
@@ -196,6 +206,14 @@ public struct TCPConnection {
     var finWait2Deadline: Instant?
     var persistDeadline: Instant?
     var timedSegment: (sequence: SequenceNumber, sentAt: Instant)?
+    /// When an unanswered `connect` gives up.
+    var connectDeadline: Instant?
+    /// Keep-alive: the idle time (nil: off), the next probe, probes unanswered.
+    var keepAliveIdle: Interval?
+    var keepAliveDeadline: Instant?
+    var keepAliveProbesSent = 0
+    /// Nagle's algorithm on (the application may switch it per connection).
+    var nagle: Bool
     var congestion: NewReno
     var writeBlocked = false
     /// The window in the last segment sent, in bytes.
@@ -220,6 +238,8 @@ public struct TCPConnection {
         rtt = RTTEstimator(minimum: configuration.minimumRetransmissionTimeout)
         congestion = NewReno(mss: min(configuration.maximumSegmentSize, max(pathMTU - 40, 536)))
         offeredShift = configuration.windowScaling ? Self.shift(for: configuration.receiveBufferSize) : 0
+        keepAliveIdle = configuration.keepAliveIdle
+        nagle = configuration.nagle
         sendSyn(ack: false, now: now)
     }
 
@@ -242,6 +262,8 @@ public struct TCPConnection {
         rtt = RTTEstimator(minimum: configuration.minimumRetransmissionTimeout)
         congestion = NewReno(mss: min(configuration.maximumSegmentSize, max(pathMTU - 40, 536)))
         offeredShift = configuration.windowScaling ? Self.shift(for: configuration.receiveBufferSize) : 0
+        keepAliveIdle = configuration.keepAliveIdle
+        nagle = configuration.nagle
         negotiate(syn.options, pathMTU: pathMTU)
         sndWnd = Int(syn.window)  // never scaled in a SYN (RFC 7323 §2.2)
         maxSndWnd = sndWnd
@@ -316,7 +338,8 @@ public struct TCPConnection {
     /// Abortive close: RST (when synchronized), buffers dropped.
     public mutating func abort() {
         if state != .synSent && state != .closed && state != .timeWait {
-            outbox.append(makeSegment(sequence: sndNxt, acknowledgment: nil, flags: .rst, length: 0, from: sndNxt))
+            let seq = acceptableSequence
+            outbox.append(makeSegment(sequence: seq, acknowledgment: nil, flags: .rst, length: 0, from: seq))
         }
         enterClosed(.aborted)
     }
@@ -335,8 +358,12 @@ public struct TCPConnection {
 
     /// When `timerFired` next has work.
     public var nextDeadline: Instant? {
-        [retransmitDeadline, delayedAckDeadline, timeWaitDeadline, finWait2Deadline, persistDeadline]
-            .compactMap { $0 }.min()
+        var next = retransmitDeadline
+        for d in [delayedAckDeadline, timeWaitDeadline, finWait2Deadline, persistDeadline, connectDeadline,
+                  keepAliveDeadline] {
+            if let d, next.map({ d < $0 }) ?? true { next = d }
+        }
+        return next
     }
 
     /// Runs the timers due at `now`.
@@ -350,6 +377,18 @@ public struct TCPConnection {
             finWait2Deadline = nil
             enterClosed(.timeout)
             return
+        }
+        if let d = connectDeadline, d <= now {
+            connectDeadline = nil
+            if state == .synSent || state == .synReceived {
+                enterClosed(.timeout)
+                return
+            }
+        }
+        if let d = keepAliveDeadline, d <= now {
+            keepAliveDeadline = nil
+            keepAliveFired(now: now)
+            if state == .closed { return }
         }
         if let d = delayedAckDeadline, d <= now {
             sendAck(now: now)
@@ -391,13 +430,121 @@ public struct TCPConnection {
         }
     }
 
+    /// RFC 1122 §4.2.3.6: after `keepAliveIdle` without a segment from the
+    /// peer, send an ACK one byte behind SND.NXT (which the peer answers
+    /// with an ACK), every `keepAliveInterval`, and give up after
+    /// `keepAliveProbes` unanswered. While data is outstanding the
+    /// retransmission timer covers a dead peer instead.
+    mutating func keepAliveFired(now: Instant) {
+        guard let idle = keepAliveIdle, isSynchronized, state != .timeWait else { return }
+        if sndNxt - sndUna > 0 || retransmitDeadline != nil || persistDeadline != nil {
+            keepAliveDeadline = now + idle
+            return
+        }
+        guard keepAliveProbesSent < configuration.keepAliveProbes else {
+            enterClosed(.timeout)
+            return
+        }
+        keepAliveProbesSent += 1
+        statistics.keepAliveProbes += 1
+        outbox.append(makeSegment(sequence: sndUna - 1, acknowledgment: rcvNxt, flags: [], length: 0, from: sndUna,
+                                  now: now))
+        keepAliveDeadline = now + configuration.keepAliveInterval
+    }
+
+    /// Turns keep-alive on with the given idle time, or off with nil.
+    public mutating func setKeepAlive(_ idle: Interval?, now: Instant) {
+        keepAliveIdle = idle
+        keepAliveProbesSent = 0
+        keepAliveDeadline = idle.map { now + $0 }
+    }
+
+    /// Switches Nagle's algorithm off (`noDelay`) or on; switching it off
+    /// sends what it was holding back.
+    public mutating func setNoDelay(_ noDelay: Bool, now: Instant) {
+        nagle = !noDelay
+        if noDelay { output(now: now) }
+    }
+
+    /// Gives up an unanswered `connect` at `deadline` (closed with `timeout`).
+    public mutating func setConnectDeadline(_ deadline: Instant) {
+        if state == .synSent || state == .synReceived { connectDeadline = deadline }
+    }
+
+    /// Whether the handshake is done (every state after SYN-RECEIVED).
+    public var isSynchronized: Bool {
+        state != .synSent && state != .synReceived && state != .closed
+    }
+
+    /// Whether `write` can still take data: not shut down, reset or closed.
+    public var isWritable: Bool {
+        !finQueued && state != .closed && state != .timeWait
+    }
+
+    /// A SYN for this connection's four-tuple while it is in TIME-WAIT may
+    /// open a new incarnation when its sequence number is beyond the old
+    /// one's (RFC 9293 §3.6.1, RFC 6191 without timestamps' refinement).
+    public func acceptsNewIncarnation(synSequence: SequenceNumber) -> Bool {
+        state == .timeWait && rcvNxt < synSequence
+    }
+
+    /// An ICMP "fragmentation needed" lowered the path MTU (RFC 1191 §6.1):
+    /// use smaller segments from now on and resend the first
+    /// unacknowledged one, which was too big to arrive.
+    public mutating func pathMTUDecreased(to mtu: Int, now: Instant) {
+        var mss = max(mtu, 68) - 40
+        if timestampsOn { mss -= 12 }
+        mss = max(mss, 64)
+        guard isSynchronized, mss < sendMSS else { return }
+        sendMSS = mss
+        if sndNxt - sndUna > 0 { retransmitFirst(now: now) }
+    }
+
+    /// Whether `sequence` lies in what we sent and the peer has not yet
+    /// acknowledged (RFC 5927 §4.1's check on a quoted segment).
+    public func sentRecently(_ sequence: SequenceNumber) -> Bool {
+        !(sequence < sndUna) && sequence < sndMax
+    }
+
+    /// An ICMP destination-unreachable about this connection: a hard error
+    /// while connecting (RFC 1122 §4.2.3.9 lets us abort, as Linux does),
+    /// a soft one afterwards that retransmission deals with.
+    public mutating func destinationUnreachable() {
+        if state == .synSent { enterClosed(.unreachable) }
+    }
+
+    /// The figures the `Stack` contract reports for a connection.
+    public var connectionStatistics: ConnectionStatistics {
+        var s = ConnectionStatistics()
+        s.segmentsSent = statistics.segmentsSent
+        s.segmentsReceived = statistics.segmentsReceived
+        s.retransmissions = statistics.retransmissions
+        s.bytesAcknowledged = statistics.bytesSent
+        s.bytesReceived = statistics.bytesReceived
+        s.bytesInFlight = max(0, sndNxt - sndUna)
+        s.congestionWindow = congestion.congestionWindow
+        s.slowStartThreshold = congestion.slowStartThreshold
+        s.sendWindow = sndWnd
+        s.receiveWindow = receiveBuffer.window
+        s.maximumSegmentSize = sendMSS
+        s.smoothedRTT = rtt.smoothed
+        s.rttVariation = rtt.smoothed == nil ? nil : rtt.variation
+        s.retransmissionTimeout = rtt.timeout
+        return s
+    }
+
     mutating func probeZeroWindow(now: Instant) {
         // RFC 9293 §3.8.6.1: send one byte beyond the window, backing off.
         guard sndWnd == 0, sendBuffer.end - sndNxt > 0 || sndNxt - sndUna > 0 else { return }
         let probeStart = sndUna
         let length = min(1, sendBuffer.end - probeStart)
         guard length > 0 else { return }
-        outbox.append(makeSegment(sequence: probeStart, acknowledgment: rcvNxt, flags: .ack, length: length, from: probeStart))
+        outbox.append(makeSegment(sequence: probeStart, acknowledgment: rcvNxt, flags: .ack, length: length, from: probeStart,
+                                  now: now))
+        // The peer may accept the probe's byte and acknowledge it; an ACK
+        // beyond SND.MAX would be refused (§3.10.7.4). SND.NXT stays, so
+        // the probe is not flight: no RTO, no duplicate ACKs from answers.
+        if sndMax < probeStart + length { sndMax = probeStart + length }
         rtt.backOff()
         persistDeadline = now + rtt.timeout
     }
@@ -414,6 +561,12 @@ public struct TCPConnection {
             receiveInSynSent(segment, now: now)
         default:
             receiveSynchronized(segment, now: now)
+        }
+        if isSynchronized {
+            connectDeadline = nil
+            // Anything from the peer shows it alive (RFC 1122 §4.2.3.6).
+            keepAliveProbesSent = 0
+            if let idle = keepAliveIdle, state != .timeWait { keepAliveDeadline = now + idle }
         }
     }
 
@@ -587,7 +740,8 @@ public struct TCPConnection {
                congestion.newAcknowledgment(acknowledged, acknowledgment: ack, flightBefore: flight) == .retransmit {
                 retransmitFirst(now: now)
             }
-        } else if ack == sndUna, s.payload.count == 0, !s.flags.contains(.fin), window == sndWnd, sndNxt - sndUna > 0 {
+        } else if ack == sndUna, s.payload.count == 0, !s.flags.contains(.fin), window == sndWnd, window > 0,
+                  sndNxt - sndUna > 0 {
             // RFC 5681 §2: a duplicate ACK.
             statistics.duplicateAcknowledgments += 1
             if congestion.duplicateAcknowledgment(flight: sndNxt - sndUna, highestSent: sndNxt) == .retransmit {
@@ -667,6 +821,7 @@ public struct TCPConnection {
         retransmitDeadline = nil
         finWait2Deadline = nil
         persistDeadline = nil
+        keepAliveDeadline = nil
         timeWaitDeadline = now + configuration.maximumSegmentLifetime * 2
         reportClosed(.normal)
     }
@@ -678,6 +833,8 @@ public struct TCPConnection {
         timeWaitDeadline = nil
         finWait2Deadline = nil
         persistDeadline = nil
+        connectDeadline = nil
+        keepAliveDeadline = nil
         reportClosed(reason)
     }
 
@@ -699,8 +856,21 @@ public struct TCPConnection {
         }
     }
 
+    /// A pure ACK carries SND.MAX (within the peer's window), not SND.NXT: after a retransmission
+    /// timeout SND.NXT goes back, but the peer may have received up to
+    /// SND.MAX, and a segment below its RCV.NXT would be unacceptable to it
+    /// (RFC 9293 §3.10.7.4) with its acknowledgment ignored; two stacks
+    /// both recovering would then only trade ACKs.
     mutating func sendAck(now: Instant) {
-        outbox.append(makeSegment(sequence: sndNxt, acknowledgment: rcvNxt, flags: .ack, length: 0, from: sndNxt, now: now))
+        let seq = acceptableSequence
+        outbox.append(makeSegment(sequence: seq, acknowledgment: rcvNxt, flags: .ack, length: 0, from: seq, now: now))
+    }
+
+    /// SND.MAX, or the right edge of the peer's window when that is lower
+    /// (a zero window accepts only RCV.NXT itself), as Linux does.
+    var acceptableSequence: SequenceNumber {
+        let windowEnd = sndUna + sndWnd
+        return windowEnd < sndMax ? windowEnd : sndMax
     }
 
     /// At most this many challenge ACKs per second (RFC 5961 §7).
@@ -763,10 +933,23 @@ public struct TCPConnection {
         return Outgoing(header: header, payloadStart: start, payloadLength: length)
     }
 
+    /// Data bytes that fit in a segment sent now. The send MSS already
+    /// leaves room for timestamps, which every segment carries (RFC 9293
+    /// §3.7.1); SACK blocks come and go, so their room is taken from the
+    /// data of the segments that carry them, as Linux does.
+    var dataPerSegment: Int {
+        guard sackOn, receiveBuffer.holdsOutOfOrderData else { return sendMSS }
+        var options = TCPOptions()
+        if timestampsOn { options.timestamps = (0, 0) }
+        let base = options.encodedLength
+        for block in receiveBuffer.sackBlocks(maximum: timestampsOn ? 3 : 4) { options.appendSACKBlock(block) }
+        return max(1, sendMSS - (options.encodedLength - base))
+    }
+
     mutating func retransmitFirst(now: Instant) {
         let unsentFrom = sndUna
         let available = sendBuffer.end - unsentFrom
-        let length = min(sendMSS, max(0, available))
+        let length = min(dataPerSegment, max(0, available))
         if length > 0 {
             outbox.append(makeSegment(sequence: unsentFrom, acknowledgment: rcvNxt, flags: .psh, length: length,
                                       from: unsentFrom, now: now))
@@ -783,6 +966,7 @@ public struct TCPConnection {
     mutating func output(now: Instant, retransmitting: Bool = false) {
         guard state != .closed && state != .synSent && state != .synReceived && state != .timeWait else { return }
         let window = min(sndWnd, congestion.congestionWindow)
+        let mss = dataPerSegment
         while true {
             let flight = sndNxt - sndUna
             let unsent = sendBuffer.end - sndNxt
@@ -794,11 +978,11 @@ public struct TCPConnection {
                 }
                 break
             }
-            let length = min(unsent, sendMSS, room)
+            let length = min(unsent, mss, room)
             // Nagle (RFC 896, RFC 1122 §4.2.3.4): hold a small segment while
             // data is unacknowledged, unless it is the last before FIN.
-            if configuration.nagle && length < sendMSS && flight > 0 && !finQueued && !retransmitting { break }
-            if length < min(sendMSS, unsent) && length < sndWnd / 2 && flight > 0 { break }  // sender SWS avoidance
+            if nagle && length < mss && flight > 0 && !finQueued && !retransmitting { break }
+            if length < min(mss, unsent) && length < sndWnd / 2 && flight > 0 { break }  // sender SWS avoidance
             let isRetransmission = sndNxt < sendBuffer.end && retransmitting
             outbox.append(makeSegment(sequence: sndNxt, acknowledgment: rcvNxt, flags: .psh, length: length,
                                       from: sndNxt, now: now))

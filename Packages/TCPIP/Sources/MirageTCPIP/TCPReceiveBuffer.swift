@@ -30,6 +30,8 @@ public struct TCPReceiveBuffer {
     public var readable: Int { ring.count }
     /// Bytes held out of order.
     public var outOfOrderBytes: Int { outOfOrder.reduce(0) { $0 + $1.bytes.count } }
+    /// Whether any data is held out of order (SACK blocks to report).
+    public var holdsOutOfOrderData: Bool { !outOfOrder.isEmpty }
     /// The receive window: room after the unread bytes (RCV.WND).
     public var window: Int { ring.freeSpace }
 
@@ -78,35 +80,61 @@ public struct TCPReceiveBuffer {
         }
     }
 
-    /// Merges `data` at `start` into the out-of-order runs.
+    /// Merges `data` at `start` into the out-of-order runs. Bytes already
+    /// held win over new copies of them (a retransmission carries the same
+    /// bytes; a different one is a lie we do not let overwrite data).
     private mutating func storeOutOfOrder(_ data: Span<UInt8>, at start: SequenceNumber) {
-        var newStart = start
-        var newBytes = Array(copying: data)
-        var kept: [(start: SequenceNumber, bytes: [UInt8])] = []
+        let end = start + data.count
+        // The runs the new data overlaps or touches: a contiguous range.
+        var first = -1
+        var last = -1
+        for i in outOfOrder.indices {
+            let run = outOfOrder[i]
+            if run.start + run.bytes.count < start { continue }
+            if end < run.start { break }
+            if first < 0 { first = i }
+            last = i
+        }
+        guard first >= 0 else {
+            guard outOfOrder.count < Self.maximumRuns else { return }
+            var at = outOfOrder.count
+            while at > 0 && start < outOfOrder[at - 1].start { at -= 1 }
+            outOfOrder.insert((start, Array(copying: data)), at: at)
+            noteRecent(start, absorbed: [])
+            return
+        }
+        let firstStart = outOfOrder[first].start
         var absorbed: [SequenceNumber] = []
-        for run in outOfOrder {
-            let runEnd = run.start + run.bytes.count
-            let newEnd = newStart + newBytes.count
-            if runEnd < newStart || newEnd < run.start {
-                kept.append(run)
-                continue
-            }
-            // Overlapping or adjacent: merge, keeping the bytes held first.
-            let mergedStart = run.start < newStart ? run.start : newStart
-            let mergedEnd = runEnd < newEnd ? newEnd : runEnd
-            var merged = [UInt8](repeating: 0, count: mergedEnd - mergedStart)
-            for (i, b) in newBytes.enumerated() { merged[(newStart - mergedStart) + i] = b }
-            for (i, b) in run.bytes.enumerated() { merged[(run.start - mergedStart) + i] = b }
-            newStart = mergedStart
-            newBytes = merged
+        if !(start < firstStart) && first == last {
+            // The common case: the segment extends one run at its end.
+            let runEnd = firstStart + outOfOrder[first].bytes.count
+            let fresh = end - runEnd
+            if fresh > 0 { outOfOrder[first].bytes.append(span: data.extracting((data.count - fresh)...)) }
+            noteRecent(firstStart, absorbed: [])
+            return
+        }
+        // General case: one run from the earliest start to the latest end,
+        // new bytes filling only the gaps between the held runs.
+        let mergedStart = start < firstStart ? start : firstStart
+        var merged: [UInt8] = []
+        var cursor = mergedStart
+        for i in first...last {
+            let run = outOfOrder[i]
+            if cursor < run.start { merged.append(span: data.extracting((cursor - start)..<(run.start - start))) }
+            merged.append(contentsOf: run.bytes)
+            cursor = run.start + run.bytes.count
             absorbed.append(run.start)
         }
-        guard kept.count < Self.maximumRuns else { return }
-        kept.append((newStart, newBytes))
-        kept.sort { $0.start < $1.start }
-        outOfOrder = kept
-        recent.removeAll { absorbed.contains($0) || $0 == newStart }
-        recent.insert(newStart, at: 0)
+        if cursor < end { merged.append(span: data.extracting((cursor - start)...)) }
+        outOfOrder.replaceSubrange(first...last, with: [(mergedStart, merged)])
+        noteRecent(mergedStart, absorbed: absorbed)
+    }
+
+    /// RFC 2018 §4: the block holding the newest segment is reported first.
+    private mutating func noteRecent(_ start: SequenceNumber, absorbed: [SequenceNumber]) {
+        recent.removeAll { $0 == start || absorbed.contains($0) }
+        recent.insert(start, at: 0)
+        if recent.count > Self.maximumRuns { recent.removeLast(recent.count - Self.maximumRuns) }
     }
 
     /// SACK blocks for the next ACK (RFC 2018 §4): the run holding the most
@@ -125,6 +153,15 @@ public struct TCPReceiveBuffer {
     /// Moves `next` past sequence space that carries no data (the peer's FIN).
     mutating func advance(by n: Int) {
         next = next + n
+    }
+
+    /// Copies up to `maximum` readable bytes (at most what `buffer` holds)
+    /// to the start of `buffer` and forgets them; returns how many.
+    public mutating func read(maximum: Int, into buffer: inout MutableSpan<UInt8>) -> Int {
+        let n = min(maximum, ring.count, buffer.count)
+        ring.copy(from: 0, length: n, into: &buffer, at: 0)
+        ring.discard(n)
+        return n
     }
 
     /// Calls `body` with up to `maximum` readable bytes (in one or two

@@ -167,8 +167,13 @@ let addressB = IPv4Address(10, 0, 0, 2)
         #expect(throws: DeviceError.addressNotAvailable(.v4(addressB))) {
             _ = try a.bindUDP(port: 8, address: .v4(addressB), handler: UDPRecorder())
         }
-        #expect(throws: DeviceError.unsupported("TCP arrives in MirageTCPIP with TCPIP part 2")) {
+        // TCP and UDP ports are separate; TCP listeners conflict like UDP sockets.
+        _ = try a.listen(port: 7, address: .v4(addressA), backlog: 1, handler: NoTCP())
+        #expect(throws: DeviceError.addressInUse(Endpoint(.v4(.any), 7))) {
             _ = try a.listen(port: 7, address: nil, backlog: 1, handler: NoTCP())
+        }
+        #expect(throws: DeviceError.invalidArgument("backlog must be positive")) {
+            _ = try a.listen(port: 8, address: nil, backlog: 0, handler: NoTCP())
         }
     }
 

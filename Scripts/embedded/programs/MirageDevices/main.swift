@@ -171,6 +171,9 @@ final class LoopbackStack: Stack {
     func shutdownWrite(_ connection: ConnectionID) {}
     func close(_ connection: ConnectionID) {}
     func abort(_ connection: ConnectionID) {}
+    func setNoDelay(_ noDelay: Bool, for connection: ConnectionID) throws(DeviceError) {}
+    func setKeepAlive(_ idle: Interval?, for connection: ConnectionID) throws(DeviceError) {}
+    func statistics(of connection: ConnectionID) -> ConnectionStatistics? { nil }
 
     func bindUDP(port: UInt16, address: IPAddress?, handler: any UDPHandler) throws(DeviceError) -> UDPSocketID {
         let local = address ?? localAddresses[0]

@@ -32,6 +32,9 @@ final class FakeStack: Stack {
     func shutdownWrite(_ connection: ConnectionID) {}
     func close(_ connection: ConnectionID) { closed.append(connection) }
     func abort(_ connection: ConnectionID) { closed.append(connection) }
+    func setNoDelay(_ noDelay: Bool, for connection: ConnectionID) throws(DeviceError) {}
+    func setKeepAlive(_ idle: Interval?, for connection: ConnectionID) throws(DeviceError) {}
+    func statistics(of connection: ConnectionID) -> ConnectionStatistics? { nil }
     func bindUDP(port: UInt16, address: IPAddress?, handler: any UDPHandler) throws(DeviceError) -> UDPSocketID {
         let id = UDPSocketID(rawValue: next); next += 1; sockets[id] = port; return id
     }

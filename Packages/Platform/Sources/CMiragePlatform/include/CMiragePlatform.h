@@ -65,4 +65,26 @@ int mirage_interface_set_mtu(const char *name, int mtu);
 /// The interface's index in the caller's network namespace, or 0 if none.
 unsigned mirage_interface_index(const char *name);
 
+/// The parts of Linux's struct tcp_info (linux/tcp.h) the stack contract
+/// reports; glibc's netinet/tcp.h has an older, shorter struct.
+typedef struct {
+    uint32_t snd_mss;
+    uint32_t rtt_us;
+    uint32_t rttvar_us;
+    uint32_t rto_us;
+    uint32_t unacked;
+    uint32_t snd_cwnd;
+    uint32_t snd_ssthresh;
+    uint32_t rcv_space;
+    uint32_t total_retrans;
+    uint32_t segs_out;
+    uint32_t segs_in;
+    uint32_t snd_wnd;
+    uint64_t bytes_acked;
+    uint64_t bytes_received;
+} mirage_tcp_info;
+
+/// getsockopt(TCP_INFO) into `out`; fields the kernel did not fill are 0.
+int mirage_tcp_info_get(int fd, mirage_tcp_info *out);
+
 #endif

@@ -17,3 +17,10 @@ extension MutableSpan where Element == UInt8 {
         }
     }
 }
+
+extension Array where Element == UInt8 {
+    /// Appends `source` in one bulk copy.
+    mutating func append(span source: Span<UInt8>) {
+        source.withUnsafeBufferPointer { append(contentsOf: $0) }
+    }
+}
