@@ -180,7 +180,9 @@ public struct MirageOptions: ParsableArguments, Sendable {
     /// `--fault-corrupt PCT`.
     @Option(
         name: .customLong("fault-corrupt"),
-        help: ArgumentHelp("Change one byte in this percentage of frames (with --net tap).", valueName: "percent"),
+        help: ArgumentHelp(
+            "Change one byte after the Ethernet and IPv4 headers in this percentage of frames (with --net tap).",
+            valueName: "percent"),
         transform: { text in try MirageOptions.percentage(text) })
     public var faultCorrupt: Double?
 
@@ -254,6 +256,9 @@ public struct MirageOptions: ParsableArguments, Sendable {
 
     // MARK: Fault injection
 
+    /// Where `--fault-corrupt` starts: after the Ethernet (14) and a
+    /// minimal IPv4 header (20), which also spares ARP's sender fields.
+    public static let faultCorruptFrom = 34
     /// `--fault-seed` when not given.
     public static let defaultFaultSeed: UInt64 = 1
     /// The longest `--fault-delay`: ten seconds is already far beyond any
@@ -284,6 +289,10 @@ public struct MirageOptions: ParsableArguments, Sendable {
         configuration.directions = (faultDirection ?? .transmit).directions
         configuration.dropRate = (faultDrop ?? 0) / 100
         configuration.corruptRate = (faultCorrupt ?? 0) / 100
+        // A real link's FCS drops frames with damaged headers; past them the
+        // IPv4, TCP and UDP checksums must catch it. A damaged ARP sender
+        // field would instead poison the kernel's neighbour table.
+        configuration.corruptFrom = Self.faultCorruptFrom
         configuration.duplicateRate = (faultDuplicate ?? 0) / 100
         configuration.reorderRate = (faultReorder ?? 0) / 100
         configuration.delay = .milliseconds(Int64(faultDelay ?? 0))

@@ -23,6 +23,7 @@ public final class TapNetwork {
     let reporter = ConfigurationReporter()
     let statistics: () -> String
     let configurationText: () -> String
+    let tcpConnections: () -> String
     let faultStatistics: (() -> (receive: FaultStatistics, transmit: FaultStatistics))?
     let detach: () -> Void
     /// The faults injected (`--fault-*`), if any.
@@ -99,6 +100,7 @@ public final class TapNetwork {
         stack = built.stack
         statistics = built.statistics
         configurationText = built.configurationText
+        tcpConnections = built.tcpConnections
         faultStatistics = built.faultStatistics
         detach = built.detach
         faultConfiguration = options.faultConfiguration
@@ -123,6 +125,10 @@ public final class TapNetwork {
 
     /// The stack's counters, one `name value` per line.
     public var statisticsDescription: String { statistics() }
+
+    /// The TCP connections the stack holds (TIME-WAIT and half-open ones
+    /// included), as `N tcp connections` and the count per state.
+    public var tcpConnectionsDescription: String { tcpConnections() }
 
     /// What the fault injector did, one line per direction it works on
     /// (`fault transmit: frames N dropped N …`); nil without `--fault-*`.
@@ -224,6 +230,7 @@ struct StackPlan {
         var stack: any Stack
         var statistics: () -> String
         var configurationText: () -> String
+        var tcpConnections: () -> String
         var faultStatistics: (() -> (receive: FaultStatistics, transmit: FaultStatistics))?
         var detach: () -> Void
     }
@@ -260,6 +267,12 @@ struct StackPlan {
             stack: ip,
             statistics: { ip.statistics.description },
             configurationText: { ip.ipv4.map { "\($0)" } ?? "no address yet (DHCP: \(ip.dhcpState ?? "off"))" },
+            tcpConnections: {
+                var perState: [String: Int] = [:]
+                for state in ip.tcpConnectionStates { perState["\(state)", default: 0] += 1 }
+                let states = perState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+                return "\(ip.tcpConnectionCount) tcp connections" + (states.isEmpty ? "" : " (\(states.joined(separator: ", ")))")
+            },
             faultStatistics: nil,
             detach: { ip.detach() })
     }
