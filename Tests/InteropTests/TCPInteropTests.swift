@@ -47,6 +47,7 @@ struct TCPInteropTests {
                 #expect(try sha256(received) == sha256(sent))
                 print("socat echo: 100 MB each way in \(elapsed)")
             }
+            try waitForStatus(echo, containing: "0 open, 1 accepted", timeout: 30)
             let summary = try stopEcho(echo)
             #expect(summary.contains("\(hundredMegabytes) bytes echoed"), "\(summary)")
             #expect(summary.contains("1 closed (1 normal"), "\(summary)")
@@ -201,6 +202,7 @@ struct TCPInteropTests {
                 let packets = nftPackets(ruleset, comment: rule)
                 #expect((packets ?? 0) > 0, "the rule \(rule) never matched: the link was not lossy\n\(ruleset)")
             }
+            try waitForStatus(echo, containing: "0 open, 1 accepted", timeout: 60)
             let output = try stopEcho(echo)
             let faults = output.split(separator: "\n").first { $0.hasPrefix("fault transmit:") }.map(String.init) ?? ""
             print(faults)
