@@ -371,6 +371,12 @@ def stack_seeds() -> dict:
                              + rec_frame(ethernet(arp(op=2, sha=MAC_B, spa=GATEWAY, tha=DHCP_MAC, tpa=LEASED), ETH_ARP,
                                                   dst=DHCP_MAC, src=MAC_B))
                              + ack)
+    # TCP: a Linux SYN to the echo listener (port 7) is answered with a
+    # SYN-ACK once ARP finds the peer; a SYN to a closed port with a RST.
+    syn = tcp(40000, 7, 1000, 0, 0x02, 64240, LINUX_SYN_OPTIONS, src=IP_B, dst=IP_A)
+    s["stack-tcp-syn"] = arp_request + rec_frame(to_static(syn, PROTO_TCP))
+    closed = tcp(40001, 9, 5000, 0, 0x02, 64240, LINUX_SYN_OPTIONS, src=IP_B, dst=IP_A)
+    s["stack-tcp-closed-port"] = arp_request + rec_frame(to_static(closed, PROTO_TCP))
     return s
 
 

@@ -289,6 +289,43 @@ struct SocketStackTests {
         #expect(events.filter { if case .closed = $0 { true } else { false } }.count == 1)
     }
 
+    @Test("statistics(of:) reads the kernel's TCP_INFO; setNoDelay and setKeepAlive reach the socket")
+    func statisticsAndOptions() throws {
+        let harness = try SocketTestLoop()
+        defer { harness.shutdown() }
+        let server = try KernelListener()
+        let recorder = try harness.sync { StackEventRecorder() }
+        let stack = try harness.makeStack()
+        let id = try harness.sync { try stack.value.connect(to: server.endpoint, timeout: nil, handler: recorder.value) }
+        let peer = try server.accept()
+        #expect(try harness.waitUntil { recorder.value.established.contains(id) })
+        try harness.sync { try stack.value.setNoDelay(true, for: id) }
+        try harness.sync { try stack.value.setKeepAlive(.seconds(30), for: id) }
+        let message = [UInt8](repeating: 0x5A, count: 10_000)
+        let taken = try harness.sync { try stack.value.write(message.span, on: id) }
+        #expect(taken == message.count)
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        var got = 0
+        while got < message.count {
+            let n = try peer.receive(into: &buffer)
+            if n == 0 { break }
+            got += n
+        }
+        #expect(got == message.count)
+        try peer.sendAll(Array("ack".utf8))
+        #expect(try harness.waitUntil { recorder.value.received[id, default: []].count == 3 })
+        let stats = try #require(try harness.sync { stack.value.statistics(of: id) })
+        #expect(stats.bytesAcknowledged == UInt64(message.count))
+        #expect(stats.bytesReceived == 3)
+        #expect(stats.segmentsSent > 0 && stats.segmentsReceived > 0)
+        #expect(stats.maximumSegmentSize > 0 && stats.congestionWindow >= stats.maximumSegmentSize)
+        #expect(stats.smoothedRTT != nil && stats.retransmissionTimeout != nil)
+        try harness.sync { stack.value.abort(id) }
+        #expect(try harness.waitUntil { recorder.value.closeReason(id) == .aborted })
+        #expect(try harness.sync { stack.value.statistics(of: id) } == nil)
+        #expect(throws: DeviceError.unknownHandle) { try harness.sync { try stack.value.setNoDelay(true, for: id) } }
+    }
+
     @Test("a peer reset is connectionClosed(.reset), not end of stream")
     func peerReset() throws {
         let harness = try SocketTestLoop()

@@ -548,7 +548,9 @@ extension SocketStack {
         s.segmentsSent = UInt64(info.segs_out)
         s.segmentsReceived = UInt64(info.segs_in)
         s.retransmissions = UInt64(info.total_retrans)
-        s.bytesAcknowledged = info.bytes_acked
+        // Linux counts the SYN's sequence number in bytes_acked (and the
+        // FIN's, once acknowledged); the contract counts data only.
+        s.bytesAcknowledged = info.bytes_acked > 0 ? info.bytes_acked - 1 : 0
         s.bytesReceived = info.bytes_received
         s.bytesInFlight = Int(info.unacked) * mss
         s.congestionWindow = Int(info.snd_cwnd) * mss

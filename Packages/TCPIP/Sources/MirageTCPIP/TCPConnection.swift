@@ -10,9 +10,8 @@ import MirageDevices
 /// receiver (RFC 2018), delayed ACKs (RFC 1122 §4.2.3.2) and Nagle
 /// (RFC 896), and RFC 5961's defences against blind RST, SYN and data.
 ///
-/// Not wired into `IPStack` yet (TCPIP part 2): the listener table, SYN
-/// backlog, demultiplexing and the `Stack` calls come next; keep-alive,
-/// sender-side SACK recovery and CUBIC are not here.
+/// `IPStack` owns one per connection (Docs/ARCHITECTURE.md, "TCP in
+/// MirageTCPIP"); sender-side SACK recovery and CUBIC are part 3.
 public struct TCPConnection {
     /// Tunables.
     public struct Configuration: Sendable {

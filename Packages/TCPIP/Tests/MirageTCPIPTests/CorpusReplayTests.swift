@@ -132,6 +132,10 @@ struct CorpusReplayTests {
         // 601 s; its ACK renews.
         "stack-dhcp-renew": ["dhcp.state": "bound", "dhcp.lease": "10.0.0.50/24 via 10.0.0.254 mtu 1400",
                              "dhcp.frames-transmitted": "6"],
+        // ARP reply, then the SYN-ACK; the listener's backlog holds one half-open connection.
+        "stack-tcp-syn": ["static.tcp-segments-received": "1", "static.tcp-segments-sent": "1", "emitted": "2"],
+        "stack-tcp-closed-port": ["static.dropped-tcp-no-connection": "1", "static.tcp-resets-sent": "1",
+                                  "emitted": "2"],
     ]
 
     /// What a `tcpip-stack` run ended with, as strings: every counter of

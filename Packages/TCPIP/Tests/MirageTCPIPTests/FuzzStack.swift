@@ -99,6 +99,8 @@ enum FuzzStackConstants {
     /// ARP and reassembly timeouts, path MTU expiry.
     static let maximumAdvance: Interval = .seconds(3600)
     static let ttl: UInt8 = 64
+    /// The static stack's TCP connection table (listener on port 7, echo).
+    static let maximumTCPConnections = 8
     /// Quotes of reassembled datagrams must carry offset 0 (the bug this
     /// target found; fixed, so the check is on).
     static let strictQuotes = true
@@ -117,6 +119,7 @@ final class FuzzWorld {
     let staticEcho = FuzzUDPEcho()
     let dhcpEcho = FuzzUDPEcho()
     let recorder = FuzzRecorder()
+    let tcpEcho = FuzzTCPEcho()
     var staticSocket: UDPSocketID? = nil
     var dhcpSocket: UDPSocketID? = nil
     var emittedLayers: [TCPIPError.Layer] = []
@@ -146,6 +149,11 @@ final class FuzzWorld {
         staticConfig.arp.pendingBytesLimit = 16384
         staticConfig.maximumPathMTUEntries = 4
         staticConfig.icmpErrorBurst = 8
+        staticConfig.maximumTCPConnections = C.maximumTCPConnections
+        staticConfig.tcpResetBurst = 8
+        staticConfig.tcp.sendBufferSize = 8192
+        staticConfig.tcp.receiveBufferSize = 8192
+        staticConfig.tcp.maximumSegmentLifetime = .seconds(5)
         shadow = IPv4Reassembler(configuration: Self.reassembly)
         let staticNIC = FuzzInterface(mac: C.staticMAC), dhcpNIC = FuzzInterface(mac: C.dhcpMAC)
         staticNIC.checker.stackAddresses = [C.staticAddress]
@@ -174,6 +182,8 @@ final class FuzzWorld {
             _ = try staticStack.bindUDP(port: 67, address: .v4(C.staticAddress), handler: plain)
             _ = try staticStack.bindUDP(port: 68, address: nil, handler: plain)
             dhcpSocket = try dhcpStack.bindUDP(port: 7, address: nil, handler: dhcpEcho)
+            tcpEcho.stack = staticStack
+            _ = try staticStack.listen(port: 7, address: nil, backlog: 4, handler: tcpEcho)
         } catch {
             fuzzFail("stack: binding the harness's sockets failed")
         }
@@ -307,7 +317,10 @@ final class FuzzWorld {
 
     /// Application calls: 0 ping, 1 UDP send (static stack), 2 UDP send
     /// (DHCP stack), 3 resolve, 4 join or leave 224.0.0.251, 5 fill or drain
-    /// the transmit rings, 6 end a receive batch, 7 ping from the DHCP stack.
+    /// the transmit rings, 6 end a receive batch, 7 ping from the DHCP stack,
+    /// 8 TCP connect (port 80 + `arg >> 8`, timeout 1–32 s), 9 TCP write
+    /// (`size` × 8 bytes) on the newest connection, 10 close, abort,
+    /// shut down or pause/resume the oldest.
     /// `arg & 3` picks a destination (10.0.0.2, 10.0.0.255, 192.0.2.1 off
     /// link, the group), `arg >> 2` a size in 24-byte units.
     func applicationCall(op: Int, arg: Int) {
@@ -331,6 +344,23 @@ final class FuzzWorld {
             }
         case 6: endBatch()
         case 7: try? dhcpStack.ping(destination, identifier: 0x4d3, sequence: UInt16(arg), payloadLength: size)
+        case 8:
+            if let id = try? staticStack.connect(to: Endpoint(.v4(destination), UInt16(80 + (arg >> 8))),
+                                                 timeout: .seconds(Int64(1 + arg & 31)), handler: tcpEcho) {
+                tcpEcho.open.append(id)
+            }
+        case 9:
+            guard let id = tcpEcho.open.last else { return }
+            let payload = [UInt8](repeating: UInt8(truncatingIfNeeded: arg), count: size * 8)
+            _ = try? staticStack.write(payload.span, on: id)
+        case 10:
+            guard let id = tcpEcho.open.first else { return }
+            switch arg & 3 {
+            case 0: staticStack.close(id)
+            case 1: staticStack.abort(id)
+            case 2: staticStack.shutdownWrite(id)
+            default: if arg & 4 == 0 { staticStack.pauseReading(id) } else { staticStack.resumeReading(id) }
+            }
         default: break
         }
     }
@@ -366,6 +396,9 @@ final class FuzzWorld {
             }
         }
         fuzzCheck(staticStack.ipv4?.address == C.staticAddress, "stack: the static address changed")
+        fuzzCheck(staticStack.tcpConnectionCount <= C.maximumTCPConnections, "stack: TCP table past its bound")
+        fuzzCheck(!tcpEcho.reentered, "stack: a TCP event delivered inside another")
+        fuzzCheck(tcpEcho.eventsAfterClose == 0, "stack: a TCP event after connectionClosed")
         fuzzCheck(dhcpStack.ipv4 == dhcpStack.dhcpLease?.configuration, "stack: DHCP address is not the lease's")
         return now
     }
@@ -406,7 +439,11 @@ func statisticsFields(_ s: IPStackStatistics) -> [UInt64] {
      s.droppedBadIPv4Checksum, s.droppedNotOurAddress, s.droppedFragments, s.droppedMalformedICMP,
      s.droppedBadICMPChecksum, s.droppedMalformedUDP, s.droppedBadUDPChecksum, s.droppedNoListener,
      s.droppedUnknownProtocol, s.droppedARPPending, s.echoRepliesSent, s.icmpErrorsSent, s.icmpErrorsRateLimited,
-     s.icmpErrorsReceived, s.udpDelivered, s.udpSent, s.reassembled, s.fragmentsSent]
+     s.icmpErrorsReceived, s.udpDelivered, s.udpSent, s.reassembled, s.fragmentsSent,
+     s.droppedMalformedTCP, s.droppedBadTCPChecksum, s.droppedTCPNotUnicast, s.droppedTCPNoConnection,
+     s.droppedTCPBacklogFull, s.droppedTCPListenUnexpected, s.tcpTransmitDropped, s.tcpSegmentsReceived,
+     s.tcpSegmentsSent, s.tcpResetsSent, s.tcpResetsRateLimited, s.tcpConnectionsAccepted, s.tcpConnectionsOpened,
+     s.tcpTimeWaitEvicted]
 }
 
 // MARK: - Handlers
@@ -432,6 +469,43 @@ final class FuzzUDPEcho: UDPHandler {
 
     func errorReceived(_ report: ICMPReport, about destination: Endpoint, on socket: UDPSocketID) {
         if let recorder, recorder.reports.count < 64 { recorder.reports.append(report) }
+    }
+}
+
+/// Echoes TCP data on accepted connections (and on connections it opened),
+/// and checks the event contract: never re-entered, nothing after close.
+final class FuzzTCPEcho: TCPHandler {
+    weak var stack: IPStack<FuzzInterface>?
+    var open: [ConnectionID] = []
+    var closed: Set<ConnectionID> = []
+    var reentered = false
+    var eventsAfterClose = 0
+    private var inside = false
+
+    private func enter(_ id: ConnectionID) {
+        if inside { reentered = true }
+        inside = true
+        if closed.contains(id) { eventsAfterClose += 1 }
+    }
+
+    func connectionAccepted(_ connection: ConnectionID, listener: ListenerID) {
+        enter(connection); defer { inside = false }
+        if open.count < 16 { open.append(connection) }
+    }
+    func connectionEstablished(_ connection: ConnectionID) { enter(connection); inside = false }
+    func received(_ bytes: Span<UInt8>, on connection: ConnectionID) {
+        enter(connection); defer { inside = false }
+        _ = try? stack?.write(bytes, on: connection)
+    }
+    func endOfStream(on connection: ConnectionID) {
+        enter(connection); defer { inside = false }
+        stack?.close(connection)
+    }
+    func writable(_ connection: ConnectionID) { enter(connection); inside = false }
+    func connectionClosed(_ connection: ConnectionID, reason: CloseReason) {
+        enter(connection); defer { inside = false }
+        open.removeAll { $0 == connection }
+        if closed.count < 256 { closed.insert(connection) }
     }
 }
 
@@ -568,7 +642,8 @@ final class FuzzFrameChecker: IPConfigurationHandler {
         fuzzCheck(packet.headerLength == IPv4Header.length, "stack emitted: IPv4 options")
         fuzzCheck(packet.totalLength <= linkMTU(), "stack emitted: IPv4 packet past the link MTU")
         fuzzCheck(packet.timeToLive == FuzzStackConstants.ttl, "stack emitted: TTL")
-        fuzzCheck(!packet.dontFragment, "stack emitted: DF set")
+        // TCP sizes its segments to the path MTU and sets DF (RFC 1191).
+        fuzzCheck(!packet.dontFragment || packet.protocol == IPProtocol.tcp, "stack emitted: DF set outside TCP")
         fuzzCheck(bytes[6] & 0x80 == 0, "stack emitted: the reserved flag")
         let source = packet.source, destination = packet.destination, proto = packet.protocol
         let dhcpRequest = proto == IPProtocol.udp && packet.payload.count >= 4 && be16(packet.payload, 0) == 68
@@ -585,7 +660,10 @@ final class FuzzFrameChecker: IPConfigurationHandler {
             fuzzCheck(mac == MACAddress(0x01, 0x00, 0x5E, UInt8(low >> 16), UInt8(truncatingIfNeeded: low >> 8),
                                         UInt8(truncatingIfNeeded: low)), "stack emitted: multicast to the wrong MAC")
         }
-        fuzzCheck(proto == IPProtocol.icmp || proto == IPProtocol.udp, "stack emitted: a protocol other than ICMP and UDP")
+        fuzzCheck(proto == IPProtocol.icmp || proto == IPProtocol.udp || proto == IPProtocol.tcp,
+                  "stack emitted: a protocol other than ICMP, UDP and TCP")
+        fuzzCheck(proto != IPProtocol.tcp || (!packet.isFragment && !destination.isMulticast && destination != .broadcast),
+                  "stack emitted: TCP fragmented or not unicast")
         guard packet.isFragment else {
             fragments = nil
             return [.ipv4] + checkTransport(packet.payload, source: source, destination: destination, proto: proto)
@@ -649,6 +727,20 @@ final class FuzzFrameChecker: IPConfigurationHandler {
                 fuzzFail("stack emitted: an ICMP type it has no reason to send")
             }
             return [.icmp]
+        }
+        if proto == IPProtocol.tcp {
+            do throws(TCPIPError) {
+                let segment = try TCPSegment(checking: bytes, source: source, destination: destination, verifyChecksum: true)
+                fuzzCheck(segment.sourcePort != 0 && segment.destinationPort != 0, "stack emitted: TCP port 0")
+                let flags = segment.flags
+                fuzzCheck(!(flags.contains(.syn) && flags.contains(.fin)) && !(flags.contains(.syn) && flags.contains(.rst)),
+                          "stack emitted: impossible TCP flags")
+                fuzzCheck(flags.contains(.rst) || flags.contains(.ack) || flags == .syn,
+                          "stack emitted: a TCP segment without ACK that is not a SYN or RST")
+            } catch {
+                fuzzFail("stack emitted: TCP does not verify")
+            }
+            return [.tcp]
         }
         let datagram: UDPDatagram
         do throws(TCPIPError) {
