@@ -299,6 +299,12 @@ struct EchoTests {
               (["--tap", "tap0"], "--tap needs --net tap"),
               (["--port-base", "65520"], "past 65535"),
               (["--net", "wifi"], "wifi"),
+              (["--fault-drop", "5"], "--fault-drop needs --net tap"),
+              (["--net", "tap", "--fault-duplicate", "101"], "'101' is not a percentage"),
+              (["--net", "tap", "--fault-reorder", "x"], "'x' is not a percentage"),
+              (["--net", "tap", "--fault-delay", "20000"], "'20000' is not a time in milliseconds"),
+              (["--net", "tap", "--fault-seed", "3"], "--fault-seed needs a fault to inject"),
+              (["--net", "tap", "--fault-direction", "receive"], "--fault-direction needs a fault to inject"),
           ])
     func binaryRejectsBadOptions(arguments: [String], message: String) throws {
         guard let path = EchoBinary.path else {

@@ -18,9 +18,11 @@ struct MirageEchoCommand: ParsableCommand {
             standard ports moved up by --port-base (default \(defaultPortBase)): echo on \
             \(defaultPortBase + 7), discard on \(defaultPortBase + 9), source on \(defaultPortBase + 19). \
             With --net tap (root) they run over MirageTCPIP on the standard ports \
-            (--port-base 0 unless given), UDP only until TCP lands; without --tap the \
-            program makes its own network namespace and tap device and prints how to \
-            reach it. Stop with Ctrl-C or SIGTERM.
+            (--port-base 0 unless given), TCP and UDP; without --tap the program makes its own \
+            network namespace and tap device and prints how to reach it, and the \
+            --fault-* options put a seeded fault injector between the stack and the \
+            tap (its counters are printed at exit). SIGUSR1 prints a status line \
+            (open connections); stop with Ctrl-C or SIGTERM.
             """)
 
     /// Default `--port-base`, so nothing needs privileges.
@@ -63,13 +65,8 @@ struct MirageEchoCommand: ParsableCommand {
             listenAddress = nil
             for line in tap.summary { standardOutput(line) }
         }
-        guard var configuration = EchoConfiguration.offset(by: base, address: listenAddress) else {
+        guard let configuration = EchoConfiguration.offset(by: base, address: listenAddress) else {
             throw ValidationError(MirageOptionsError.portOutOfRange(base: base, offset: EchoService.source.standardPort).description)
-        }
-        if case .tap = setup {
-            // MirageTCPIP has no TCP until TCPIP part 2: serve UDP only.
-            configuration.tcp = false
-            standardOutput("TCP is not in MirageTCPIP yet (TCPIP part 2): serving UDP echo and discard only")
         }
         // Before the "listening" lines: whoever reads them may signal at once.
         let signals = SignalWatcher(loop: loop, signals: [SIGINT, SIGTERM])
@@ -90,6 +87,9 @@ struct MirageEchoCommand: ParsableCommand {
             if case .tap(let tap) = setup { tap.shutdown() }
             throw ExitCode(1)
         }
+        signals.onSignal(SIGUSR1) {
+            standardOutput("status: " + Self.describe(server, setup: setup))
+        }
         for service in [EchoService.echo, .discard, .source] {
             let tcp = server.tcpEndpoint(service)
             let udp = server.udpEndpoint(service)
@@ -106,19 +106,35 @@ struct MirageEchoCommand: ParsableCommand {
         }
         let signal = signals.received ?? 0
         signals.close()
+        // What was open when the signal came, before `stop` closes it.
+        let atStop = Self.describe(server, setup: setup)
         server.stop()
         switch setup {
         case .socket(let stack):
             stack.closeAll()
         case .tap(let tap):
             standardOutput("stack counters:\n" + tap.statisticsDescription)
+            if let faults = tap.faultStatisticsDescription { standardOutput(faults) }
             tap.shutdown()
         }
         let counters = server.counters
         standardOutput(
             "stopped by signal \(signal): \(counters.connectionsAccepted) connections, "
                 + "\(counters.echoBytesSent) bytes echoed, \(counters.discardBytes) discarded, "
-                + "\(counters.sourceBytesSent) generated, \(counters.datagramsEchoed) datagrams echoed")
+                + "\(counters.sourceBytesSent) generated, \(counters.datagramsEchoed) datagrams echoed; "
+                + "at the signal: \(atStop)")
+    }
+
+    /// One line about the connections: open now, and how those closed
+    /// ended; with --net tap also what the stack itself still holds
+    /// (TIME-WAIT and half-open connections included).
+    static func describe<S: Stack>(_ server: EchoServer<S>, setup: NetworkSetup) -> String {
+        let c = server.counters
+        var line = "\(server.openConnections) open, \(c.connectionsAccepted) accepted, \(c.connectionsRejected) rejected, "
+            + "\(c.connectionsClosed) closed (\(c.closedNormal) normal, \(c.closedReset) reset, "
+            + "\(c.closedTimeout) timeout, \(c.closedAborted) aborted, \(c.closedOther) other)"
+        if case .tap(let tap) = setup { line += "; stack holds \(tap.tcpConnectionsDescription)" }
+        return line
     }
 }
 

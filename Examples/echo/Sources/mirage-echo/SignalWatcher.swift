@@ -10,8 +10,10 @@ import Synchronization
 /// them on a queue of their own; the first one remembers the signal and
 /// calls `loop.stop()`, which any thread may call.
 final class SignalWatcher {
-    private let sources: [any DispatchSourceSignal]
+    private var sources: [any DispatchSourceSignal]
     private let state = State()
+    private let queue: DispatchQueue
+    private let loop: EventLoop
 
     /// What the signal handlers share with the main thread.
     private final class State: Sendable {
@@ -21,6 +23,8 @@ final class SignalWatcher {
     /// Watches `signals` for `loop`.
     init(loop: EventLoop, signals: [Int32]) {
         let queue = DispatchQueue(label: "mirage-echo.signals")
+        self.queue = queue
+        self.loop = loop
         var sources: [any DispatchSourceSignal] = []
         for number in signals {
             // Dispatch sees the signal only when its default action is off.
@@ -37,6 +41,20 @@ final class SignalWatcher {
         }
     }
 
+    /// Runs `report` on the loop's thread each time `number` arrives
+    /// (SIGUSR1: print a status line without stopping).
+    func onSignal(_ number: Int32, report: @escaping () -> Void) {
+        Glibc.signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+        let work = LoopOnly(report)
+        let loop = self.loop
+        source.setEventHandler {
+            loop.execute { work.body() }
+        }
+        source.resume()
+        sources.append(source)
+    }
+
     /// The first signal received, if any.
     var received: Int32? {
         let value = state.first.load(ordering: .relaxed)
@@ -47,4 +65,12 @@ final class SignalWatcher {
     func close() {
         for source in sources { source.cancel() }
     }
+}
+
+/// A closure that is only ever called on the loop's thread (through
+/// `EventLoop.execute`), so handing it to the signal queue is safe although
+/// what it touches is not `Sendable`.
+private final class LoopOnly: @unchecked Sendable {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
 }

@@ -14,6 +14,25 @@ public enum NetworkBackend: String, CaseIterable, ExpressibleByArgument, Sendabl
     case tap
 }
 
+/// `--fault-direction`: which frames a fault injector hits.
+public enum FaultDirectionOption: String, CaseIterable, ExpressibleByArgument, Sendable {
+    /// Frames our stack sends (towards the kernel).
+    case transmit
+    /// Frames our stack receives (from the kernel).
+    case receive
+    /// Both.
+    case both
+
+    /// The injector's directions.
+    public var directions: FaultDirections {
+        switch self {
+        case .transmit: .transmit
+        case .receive: .receive
+        case .both: .both
+        }
+    }
+}
+
 /// An IPv4 address with its prefix length, as in `10.0.0.2/24`.
 public struct IPv4Prefix: Hashable, Sendable, CustomStringConvertible, ExpressibleByArgument {
     /// The interface address.
@@ -74,6 +93,10 @@ public enum MirageOptionsError: Error, Equatable, Sendable, CustomStringConverti
     case gatewayOffNetwork(gateway: IPv4Address, network: IPv4Prefix)
     /// `--port-base` so high that a service port would pass 65535.
     case portOutOfRange(base: UInt16, offset: UInt16)
+    /// A `--fault-*` rate that is not a percentage from 0 to 100.
+    case badPercentage(String)
+    /// A `--fault-*` time that is not a whole number of milliseconds in range.
+    case badMilliseconds(String)
     /// The event loop or stack could not be set up.
     case platform(DeviceError)
 
@@ -93,6 +116,10 @@ public enum MirageOptionsError: Error, Equatable, Sendable, CustomStringConverti
             "the gateway \(gateway) is not on the network \(network)"
         case .portOutOfRange(let base, let offset):
             "--port-base \(base) puts port \(offset) past 65535"
+        case .badPercentage(let text):
+            "'\(text)' is not a percentage (a number from 0 to 100, as in 1 or 0.5)"
+        case .badMilliseconds(let text):
+            "'\(text)' is not a time in milliseconds (a whole number from 0 to \(MirageOptions.maximumFaultMilliseconds))"
         case .platform(let error):
             "cannot set up the network: \(error)"
         }
@@ -143,6 +170,61 @@ public struct MirageOptions: ParsableArguments, Sendable {
     @Option(help: ArgumentHelp("Record every frame to this pcap file (with --net tap).", valueName: "file"))
     public var pcap: String?
 
+    /// `--fault-drop PCT`.
+    @Option(
+        name: .customLong("fault-drop"),
+        help: ArgumentHelp("Lose this percentage of frames, e.g. 1 or 0.5 (with --net tap).", valueName: "percent"),
+        transform: { text in try MirageOptions.percentage(text) })
+    public var faultDrop: Double?
+
+    /// `--fault-corrupt PCT`.
+    @Option(
+        name: .customLong("fault-corrupt"),
+        help: ArgumentHelp(
+            "Change one byte after the Ethernet and IPv4 headers in this percentage of frames (with --net tap).",
+            valueName: "percent"),
+        transform: { text in try MirageOptions.percentage(text) })
+    public var faultCorrupt: Double?
+
+    /// `--fault-duplicate PCT`.
+    @Option(
+        name: .customLong("fault-duplicate"),
+        help: ArgumentHelp("Send this percentage of frames twice (with --net tap).", valueName: "percent"),
+        transform: { text in try MirageOptions.percentage(text) })
+    public var faultDuplicate: Double?
+
+    /// `--fault-reorder PCT`.
+    @Option(
+        name: .customLong("fault-reorder"),
+        help: ArgumentHelp(
+            "Hold back this percentage of frames behind up to 4 later ones (at most 10 ms) (with --net tap).",
+            valueName: "percent"),
+        transform: { text in try MirageOptions.percentage(text) })
+    public var faultReorder: Double?
+
+    /// `--fault-delay MS`.
+    @Option(
+        name: .customLong("fault-delay"),
+        help: ArgumentHelp("Delay every frame by this many milliseconds (with --net tap).", valueName: "ms"),
+        transform: { text in try MirageOptions.milliseconds(text) })
+    public var faultDelay: Int?
+
+    /// `--fault-direction transmit|receive|both`.
+    @Option(
+        name: .customLong("fault-direction"),
+        help: ArgumentHelp(
+            "Which frames the --fault-* options hit: 'transmit' (ours, the default), 'receive' (the kernel's) or 'both'.",
+            valueName: "direction"))
+    public var faultDirection: FaultDirectionOption?
+
+    /// `--fault-seed N`.
+    @Option(
+        name: .customLong("fault-seed"),
+        help: ArgumentHelp(
+            "Seed of the fault injector's random choices, so a run can be replayed (default \(MirageOptions.defaultFaultSeed)).",
+            valueName: "n"))
+    public var faultSeed: UInt64?
+
     /// Options as parsed from nothing: `--net socket` and no addresses.
     public init() {}
 
@@ -164,6 +246,76 @@ public struct MirageOptions: ParsableArguments, Sendable {
             guard network.contains(gateway) else { throw .gatewayOffNetwork(gateway: gateway, network: network) }
         }
         if tap != nil && net != .tap { throw .requires("--tap", "--net tap") }
+        if let option = givenFaultOptions.first {
+            if net != .tap { throw .requires(option, "--net tap") }
+            if faultRateOptions.isEmpty {
+                throw .requires(option, "a fault to inject (\(Self.faultRateOptionNames.joined(separator: ", ")))")
+            }
+        }
+    }
+
+    // MARK: Fault injection
+
+    /// Where `--fault-corrupt` starts: after the Ethernet (14) and a
+    /// minimal IPv4 header (20), which also spares ARP's sender fields.
+    public static let faultCorruptFrom = 34
+    /// `--fault-seed` when not given.
+    public static let defaultFaultSeed: UInt64 = 1
+    /// The longest `--fault-delay`: ten seconds is already far beyond any
+    /// real link and keeps held frames (bounded by the injector) meaningful.
+    public static let maximumFaultMilliseconds = 10_000
+    /// The options that inject a fault, in the order `--help` lists them.
+    static let faultRateOptionNames = ["--fault-drop", "--fault-corrupt", "--fault-duplicate", "--fault-reorder", "--fault-delay"]
+
+    /// The fault options that inject something (a rate or a delay was given).
+    var faultRateOptions: [String] {
+        let given: [Bool] = [faultDrop != nil, faultCorrupt != nil, faultDuplicate != nil, faultReorder != nil, faultDelay != nil]
+        return zip(Self.faultRateOptionNames, given).filter { $0.1 }.map { $0.0 }
+    }
+
+    /// Every `--fault-*` option given, rates first.
+    var givenFaultOptions: [String] {
+        var options = faultRateOptions
+        if faultDirection != nil { options.append("--fault-direction") }
+        if faultSeed != nil { options.append("--fault-seed") }
+        return options
+    }
+
+    /// What the `--fault-*` options ask of a `FaultInjector`; nil when none
+    /// was given (no injector at all).
+    public var faultConfiguration: FaultConfiguration? {
+        guard !faultRateOptions.isEmpty else { return nil }
+        var configuration = FaultConfiguration()
+        configuration.directions = (faultDirection ?? .transmit).directions
+        configuration.dropRate = (faultDrop ?? 0) / 100
+        configuration.corruptRate = (faultCorrupt ?? 0) / 100
+        // A real link's FCS drops frames with damaged headers; past them the
+        // IPv4, TCP and UDP checksums must catch it. A damaged ARP sender
+        // field would instead poison the kernel's neighbour table.
+        configuration.corruptFrom = Self.faultCorruptFrom
+        configuration.duplicateRate = (faultDuplicate ?? 0) / 100
+        configuration.reorderRate = (faultReorder ?? 0) / 100
+        configuration.delay = .milliseconds(Int64(faultDelay ?? 0))
+        return configuration
+    }
+
+    /// The seed for the fault injector.
+    public var resolvedFaultSeed: UInt64 { faultSeed ?? Self.defaultFaultSeed }
+
+    /// Parses a percentage from 0 to 100 (decimals allowed).
+    static func percentage(_ text: String) throws -> Double {
+        guard let value = Double(text), value.isFinite, (0...100).contains(value) else {
+            throw ValidationError(MirageOptionsError.badPercentage(text).description)
+        }
+        return value
+    }
+
+    /// Parses whole milliseconds from 0 to `maximumFaultMilliseconds`.
+    static func milliseconds(_ text: String) throws -> Int {
+        guard let value = Int(text), (0...maximumFaultMilliseconds).contains(value) else {
+            throw ValidationError(MirageOptionsError.badMilliseconds(text).description)
+        }
+        return value
     }
 
     /// Remarks on options that a socket stack does not use, one line each

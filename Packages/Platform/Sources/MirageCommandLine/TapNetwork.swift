@@ -4,7 +4,8 @@ import MiragePlatform
 import MirageTCPIP
 
 /// `--net tap`: MirageTCPIP's `IPStack` on a Linux tap device, optionally
-/// recorded to a pcap file. Without `--tap NAME` it makes its own network
+/// recorded to a pcap file (`--pcap`) and behind a seeded `FaultInjector`
+/// (`--fault-*`, for trying the stack on a bad link). Without `--tap NAME` it makes its own network
 /// namespace holding the kernel's side of a new tap device, so the program
 /// has a private link to the kernel and touches no other network; the
 /// namespace is removed by `shutdown()` (and the tap device with our file
@@ -22,7 +23,13 @@ public final class TapNetwork {
     let reporter = ConfigurationReporter()
     let statistics: () -> String
     let configurationText: () -> String
+    let tcpConnections: () -> String
+    let faultStatistics: (() -> (receive: FaultStatistics, transmit: FaultStatistics))?
     let detach: () -> Void
+    /// The faults injected (`--fault-*`), if any.
+    public let faultConfiguration: FaultConfiguration?
+    /// The fault injector's seed (`--fault-seed`).
+    public let faultSeed: UInt64
 
     /// The default prefix for a namespace of our own: we are .2, the kernel .1.
     public static let defaultPrefix = "10.0.0.2/24"
@@ -79,30 +86,25 @@ public final class TapNetwork {
             }
         }
 
-        var configuration = IPStack<TapInterface>.Configuration(dhcp: options.dhcp)
+        var ipConfiguration: IPv4Configuration? = nil
         if let ipv4 {
-            configuration.ipv4 = IPv4Configuration(address: ipv4.address, prefixLength: ipv4.prefixLength,
-                                                   gateway: options.ipv4Gateway)
+            ipConfiguration = IPv4Configuration(address: ipv4.address, prefixLength: ipv4.prefixLength,
+                                                gateway: options.ipv4Gateway)
         }
-        let entropy = SystemEntropy()
-        if let sink = pcapSink {
-            let wrapped = PcapInterface(tap, writer: PcapWriter(sink: sink), clock: loop)
-            var c = IPStack<PcapInterface<TapInterface>>.Configuration(dhcp: configuration.dhcp)
-            c.ipv4 = configuration.ipv4
-            let ip = IPStack(interface: wrapped, configuration: c, clock: loop, scheduler: loop, entropy: entropy)
-            stack = ip
-            ip.configurationHandler = reporter
-            statistics = { ip.statistics.description }
-            configurationText = { ip.ipv4.map { "\($0)" } ?? "no address yet (DHCP: \(ip.dhcpState ?? "off"))" }
-            detach = { ip.detach(); wrapped.detach() }
-        } else {
-            let ip = IPStack(interface: tap, configuration: configuration, clock: loop, scheduler: loop, entropy: entropy)
-            stack = ip
-            ip.configurationHandler = reporter
-            statistics = { ip.statistics.description }
-            configurationText = { ip.ipv4.map { "\($0)" } ?? "no address yet (DHCP: \(ip.dhcpState ?? "off"))" }
-            detach = { ip.detach() }
-        }
+        let plan = StackPlan(ipv4: ipConfiguration, dhcp: options.dhcp, pcap: pcapSink,
+                             faults: options.faultConfiguration, faultSeed: options.resolvedFaultSeed,
+                             loop: loop, reporter: reporter)
+        // One path for every combination: tap, then the capture (closest to
+        // the wire, so it records what the kernel sees), then the faults.
+        let built = plan.wrapInCapture(tap)
+        stack = built.stack
+        statistics = built.statistics
+        configurationText = built.configurationText
+        tcpConnections = built.tcpConnections
+        faultStatistics = built.faultStatistics
+        detach = built.detach
+        faultConfiguration = options.faultConfiguration
+        faultSeed = options.resolvedFaultSeed
         self.tap = tap
         self.namespace = namespace
         self.kernelAddress = kernelAddress
@@ -117,11 +119,43 @@ public final class TapNetwork {
             lines.append("  ip netns exec \(namespace) ping \(configurationText().split(separator: "/").first ?? "")")
         }
         if let pcap { lines.append("recording frames to \(pcap.path)") }
+        if let faults = faultConfiguration { lines.append(Self.describe(faults, seed: faultSeed)) }
         return lines
     }
 
     /// The stack's counters, one `name value` per line.
     public var statisticsDescription: String { statistics() }
+
+    /// The TCP connections the stack holds (TIME-WAIT and half-open ones
+    /// included), as `N tcp connections` and the count per state.
+    public var tcpConnectionsDescription: String { tcpConnections() }
+
+    /// What the fault injector did, one line per direction it works on
+    /// (`fault transmit: frames N dropped N …`); nil without `--fault-*`.
+    public var faultStatisticsDescription: String? {
+        guard let faultStatistics, let configuration = faultConfiguration else { return nil }
+        let counters = faultStatistics()
+        var lines: [String] = []
+        if configuration.directions.contains(.transmit) { lines.append(Self.describe(counters.transmit, direction: "transmit")) }
+        if configuration.directions.contains(.receive) { lines.append(Self.describe(counters.receive, direction: "receive")) }
+        return lines.joined(separator: "\n")
+    }
+
+    static func describe(_ s: FaultStatistics, direction: String) -> String {
+        "fault \(direction): frames \(s.frames) dropped \(s.dropped) corrupted \(s.corrupted) "
+            + "duplicated \(s.duplicated) reordered \(s.reordered) delayed \(s.delayed) "
+            + "held-overflow \(s.heldOverflow) release-failed \(s.releaseFailed)"
+    }
+
+    static func describe(_ c: FaultConfiguration, seed: UInt64) -> String {
+        var directions: [String] = []
+        if c.directions.contains(.transmit) { directions.append("transmit") }
+        if c.directions.contains(.receive) { directions.append("receive") }
+        func percent(_ rate: Double) -> String { "\(rate * 100)%" }
+        return "injecting faults on \(directions.joined(separator: " and ")) (seed \(seed)): "
+            + "drop \(percent(c.dropRate)), corrupt \(percent(c.corruptRate)), duplicate \(percent(c.duplicateRate)), "
+            + "reorder \(percent(c.reorderRate)), delay \(c.delay.nanoseconds / 1_000_000) ms"
+    }
 
     /// Stops the stack, closes the tap and the capture, and removes the
     /// namespace we made.
@@ -175,6 +209,72 @@ public final class TapNetwork {
         let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         return process.terminationStatus == 0 ? nil : text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// How to build the stack over a chain of interface wrappers. Each step is
+/// generic over the interface below it, so the tap, the optional capture
+/// and the optional fault injector compose on one code path whatever the
+/// combination, and the stack is specialised for the chain it runs on.
+struct StackPlan {
+    let ipv4: IPv4Configuration?
+    let dhcp: Bool
+    let pcap: FilePcapSink?
+    let faults: FaultConfiguration?
+    let faultSeed: UInt64
+    let loop: EventLoop
+    let reporter: ConfigurationReporter
+
+    /// What the chosen chain exposes to `TapNetwork`.
+    struct Built {
+        var stack: any Stack
+        var statistics: () -> String
+        var configurationText: () -> String
+        var tcpConnections: () -> String
+        var faultStatistics: (() -> (receive: FaultStatistics, transmit: FaultStatistics))?
+        var detach: () -> Void
+    }
+
+    /// Step 1: record frames to the pcap file, if asked.
+    func wrapInCapture<Base: NetworkInterface>(_ base: Base) -> Built {
+        guard let pcap else { return wrapInFaults(base) }
+        let recorder = PcapInterface(base, writer: PcapWriter(sink: pcap), clock: loop)
+        var built = wrapInFaults(recorder)
+        let inner = built.detach
+        built.detach = { inner(); recorder.detach() }
+        return built
+    }
+
+    /// Step 2: inject faults, if asked.
+    func wrapInFaults<Base: NetworkInterface>(_ base: Base) -> Built {
+        guard let faults else { return makeStack(base) }
+        let injector = FaultInjector(base, configuration: faults, seed: faultSeed, clock: loop, scheduler: loop)
+        var built = makeStack(injector)
+        let inner = built.detach
+        built.detach = { inner(); injector.detach() }
+        built.faultStatistics = { (injector.receiveStatistics, injector.transmitStatistics) }
+        return built
+    }
+
+    /// Last step: the stack on whatever chain the steps made.
+    func makeStack<Interface: NetworkInterface>(_ interface: Interface) -> Built {
+        var configuration = IPStack<Interface>.Configuration(dhcp: dhcp)
+        configuration.ipv4 = ipv4
+        let ip = IPStack(interface: interface, configuration: configuration, clock: loop, scheduler: loop,
+                         entropy: SystemEntropy())
+        ip.configurationHandler = reporter
+        return Built(
+            stack: ip,
+            statistics: { ip.statistics.description },
+            configurationText: { ip.ipv4.map { "\($0)" } ?? "no address yet (DHCP: \(ip.dhcpState ?? "off"))" },
+            tcpConnections: {
+                var perState: [String: Int] = [:]
+                for state in ip.tcpConnectionStates { perState["\(state)", default: 0] += 1 }
+                let states = perState.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }
+                return "\(ip.tcpConnectionCount) tcp connections" + (states.isEmpty ? "" : " (\(states.joined(separator: ", ")))")
+            },
+            faultStatistics: nil,
+            detach: { ip.detach() })
     }
 }
 
