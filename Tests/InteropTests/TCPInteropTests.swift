@@ -302,7 +302,8 @@ struct TCPInteropTests {
                 #expect(server.output().stdout.contains("received \(count)"), "\(server.output())")
                 let got = FileManager.default.contents(atPath: received).map { [UInt8]($0) } ?? []
                 #expect(got.count == count)
-                #expect(got == data)
+                let intact = got == data
+                #expect(intact, "the kernel received exactly the bytes the stack wrote")
             }
         }
     }
