@@ -823,3 +823,12 @@ extension TCPReceiveBuffer {
     /// The peer's FIN occupies one sequence number after the data.
     mutating func insertFin() { advance(by: 1) }
 }
+
+extension TCPConnection {
+    /// Reads up to `maximum` received in-order bytes (`receiveBuffer`'s
+    /// `read`, for callers outside this module, whose `receiveBuffer` is
+    /// read-only); call `didRead` afterwards so the window reopens.
+    public mutating func read(maximum: Int, _ body: (Span<UInt8>) -> Void) -> Int {
+        receiveBuffer.read(maximum: maximum, body)
+    }
+}
