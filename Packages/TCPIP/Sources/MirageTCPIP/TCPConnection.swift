@@ -397,7 +397,10 @@ public struct TCPConnection {
         let probeStart = sndUna
         let length = min(1, sendBuffer.end - probeStart)
         guard length > 0 else { return }
-        outbox.append(makeSegment(sequence: probeStart, acknowledgment: rcvNxt, flags: .ack, length: length, from: probeStart))
+        // With `now`, so the probe carries timestamps like every other
+        // non-RST segment (RFC 7323 §3.2).
+        outbox.append(makeSegment(sequence: probeStart, acknowledgment: rcvNxt, flags: .ack, length: length,
+                                  from: probeStart, now: now))
         rtt.backOff()
         persistDeadline = now + rtt.timeout
     }

@@ -213,6 +213,8 @@ struct CorpusReplayTests {
             "tcpip-stack: port unreachable for a datagram reassembled from in-order fragments quoted the last fragment's header (offset 1480)",
         "regress-ping-without-address":
             "tcpip-stack: ping from the DHCP stack before it had an address went out from 0.0.0.0",
+        "regress-zero-window-probe-timestamps":
+            "tcpip-tcpconn: a zero-window probe went out without the timestamps both SYNs had agreed (RFC 7323 §3.2)",
     ]
 
     /// Layers each target's input starts at, and those inside it.
