@@ -768,7 +768,10 @@ public struct TCPConnection {
 
     mutating func retransmitFirst(now: Instant) {
         let unsentFrom = sndUna
-        let available = sendBuffer.end - unsentFrom
+        // Only data sent before (up to SND.MAX, the FIN aside): bytes never
+        // sent may lie past the peer's window.
+        let sentEnd = sndMax < sendBuffer.end ? sndMax : sendBuffer.end
+        let available = sentEnd - unsentFrom
         let length = min(sendMSS, max(0, available))
         if length > 0 {
             outbox.append(makeSegment(sequence: unsentFrom, acknowledgment: rcvNxt, flags: .psh, length: length,

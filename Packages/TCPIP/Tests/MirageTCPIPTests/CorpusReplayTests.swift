@@ -215,6 +215,8 @@ struct CorpusReplayTests {
             "tcpip-stack: ping from the DHCP stack before it had an address went out from 0.0.0.0",
         "regress-zero-window-probe-timestamps":
             "tcpip-tcpconn: a zero-window probe went out without the timestamps both SYNs had agreed (RFC 7323 §3.2)",
+        "regress-fast-retransmit-past-window":
+            "tcpip-tcpconn: a fast retransmit sent a full MSS from SND.UNA, new data past the peer's 255-byte window included",
     ]
 
     /// Layers each target's input starts at, and those inside it.
