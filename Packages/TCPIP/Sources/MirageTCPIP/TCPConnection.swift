@@ -597,8 +597,9 @@ public struct TCPConnection {
                 retransmitFirst(now: now)
             }
         }
-        // Window update (§3.10.7.4, SND.WL1/WL2).
-        if sndWl1 < seq || (sndWl1 == seq && !(ack < sndWl2)) {
+        // Window update (§3.10.7.4, SND.WL1/WL2), only from an ACK at or
+        // after SND.UNA: an older one's window ends before data we may send.
+        if !(ack < sndUna), sndWl1 < seq || (sndWl1 == seq && !(ack < sndWl2)) {
             sndWnd = window
             maxSndWnd = max(maxSndWnd, window)
             sndWl1 = seq

@@ -217,6 +217,8 @@ struct CorpusReplayTests {
             "tcpip-tcpconn: a zero-window probe went out without the timestamps both SYNs had agreed (RFC 7323 §3.2)",
         "regress-fast-retransmit-past-window":
             "tcpip-tcpconn: a fast retransmit sent a full MSS from SND.UNA, new data past the peer's 255-byte window included",
+        "regress-old-ack-window-update":
+            "tcpip-tcpconn: an ACK below SND.UNA (but within the RFC 5961 range) updated the send window, so data went past its right edge",
     ]
 
     /// Layers each target's input starts at, and those inside it.
