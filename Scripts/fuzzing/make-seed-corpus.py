@@ -22,7 +22,8 @@ packet is not a later fragment), as FuzzDecoders.swift does. CorpusReplayTests
 keeps what each seed must decode to. Files whose names are not seed names
 (libFuzzer's SHA-1 names from `Scripts/fuzz run --grow`, regress-* cases) are
 left alone. Corpus/tcpip-stack/ gets its own seeds (stack_seeds, inputs for
-FuzzStack.swift). --check writes nothing and fails if a seed file differs.
+FuzzStack.swift), and so does Corpus/tcpip-tcpconn/ (conn_seeds, inputs for
+FuzzConnection.swift). --check writes nothing and fails if a seed file differs.
 """
 
 import os
@@ -380,6 +381,141 @@ def stack_seeds() -> dict:
     return s
 
 
+# ------------------------------------------------------------------ tcpip-tcpconn
+# FuzzConnection.swift: three configuration bytes, then records led by an
+# opcode byte. Sequence offsets count from RCV.NXT (the peer's ISS before the
+# connection synchronized), acknowledgment offsets from the highest sequence
+# number the connection sent (ack_base 0), SND.UNA (1), the send buffer's end
+# (2) or our ISS (3).
+
+F_FIN, F_SYN, F_RST, F_PSH, F_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+
+
+def conn_config(passive=False, receive_buffer=3, send_buffer=3, wscale=True, timestamps=True, sack=True,
+                nagle=True, mss=0, mtu=0, iss=4, peer_iss=5) -> bytes:
+    """The three configuration bytes (indices into the harness's tables)."""
+    b0 = int(passive) | receive_buffer << 1 | send_buffer << 3 | wscale << 5 | timestamps << 6 | sack << 7
+    b1 = int(nagle) | mss << 1 | mtu << 3 | iss << 5
+    return bytes([b0, b1, peer_iss])
+
+
+def conn_segment(flags: int, seq=0, ack=0, window=0xFFFF, ack_base=0, seq_shift=0, mss=None, wscale=None,
+                 sack_permitted=False, timestamps=None, sack=(), payload=0) -> bytes:
+    """A peer segment record. timestamps: (TSval delta in ms, TSecr selector: n < 0xFE
+    the connection's latest TSval less n ms, 0xFF zero; 0xFE takes 4 more bytes, which
+    this builder does not write). sack: (offset from SND.UNA, length)."""
+    assert 0 <= ack_base < 4 and 0 <= seq_shift < 4 and len(sack) < 4 and payload <= 2000
+    mask = ((mss is not None) | (wscale is not None) << 1 | sack_permitted << 2 | (timestamps is not None) << 3
+            | len(sack) << 4)
+    out = bytes([seq_shift << 2 | ack_base, flags]) + struct.pack("!hhHB", seq, ack, window, mask)
+    if mss is not None:
+        out += struct.pack("!H", mss)
+    if wscale is not None:
+        out += bytes([wscale])
+    if timestamps is not None:
+        out += struct.pack("!bB", *timestamps)
+    for offset, length in sack:
+        out += struct.pack("!hH", offset, length)
+    return out + struct.pack("!H", payload)
+
+
+def conn_advance(ms: int) -> bytes:
+    """Advance the clock by about `ms` (a byte of mantissa << shift, rounded up)."""
+    shift = 0
+    while (ms + (1 << shift) - 1) >> shift > 0xFF:
+        shift += 1
+    assert shift <= 20
+    return bytes([0x80 | shift, (ms + (1 << shift) - 1) >> shift])
+
+
+def conn_fire() -> bytes:
+    return b"\xa0"
+
+
+def conn_write(n: int) -> bytes:
+    assert n < 4096
+    return bytes([0xB0 | n & 0xF, n >> 4])
+
+
+def conn_read(maximum: int) -> bytes:
+    assert maximum % 64 == 0 and 64 <= maximum <= 1024
+    return bytes([0xC0 | maximum // 64 - 1])
+
+
+CONN_TOGGLE_READ, CONN_DID_READ, CONN_CLOSE, CONN_SHUTDOWN, CONN_ABORT, CONN_REPLAY = (
+    b"\xd0", b"\xd8", b"\xe0", b"\xe8", b"\xf0", b"\xf4")
+
+
+def conn_seeds() -> dict:
+    """Name → tcpip-tcpconn input. Keep in step with CorpusReplayTests.connectionExpected."""
+    s = {}
+    syn_options = dict(mss=1460, wscale=7, sack_permitted=True, timestamps=(0, 0))
+    ts = dict(timestamps=(0, 0))
+    # Active open: SYN-ACK, 1000 bytes in, 3000 bytes out and acknowledged,
+    # the peer's FIN, our close, the ACK of our FIN, then TIME-WAIT's 2 MSL.
+    s["conn-active-data-fin"] = (conn_config()
+                                 + conn_segment(F_SYN | F_ACK, **syn_options)
+                                 + conn_segment(F_ACK | F_PSH, payload=1000, **ts)
+                                 + conn_write(3000)
+                                 + conn_segment(F_ACK, **ts)
+                                 + conn_segment(F_ACK | F_FIN, **ts)
+                                 + CONN_CLOSE
+                                 + conn_segment(F_ACK, **ts)
+                                 + conn_advance(61_000))
+    # Passive open; data arrives out of order: 1000..1500, 0..1000, 1500..2000; FIN.
+    s["conn-passive-out-of-order"] = (conn_config(passive=True)
+                                      + conn_segment(F_SYN, **syn_options)
+                                      + conn_segment(F_ACK, **ts)
+                                      + conn_segment(F_ACK, seq=1000, payload=500, **ts)
+                                      + conn_segment(F_ACK, payload=1000, **ts)
+                                      + conn_segment(F_ACK | F_FIN, payload=500, **ts)
+                                      + CONN_CLOSE
+                                      + conn_segment(F_ACK, **ts))
+    # A RST in the window but not at RCV.NXT gets a challenge ACK; the exact one resets.
+    s["conn-rst"] = (conn_config()
+                     + conn_segment(F_SYN | F_ACK, **syn_options)
+                     + conn_segment(F_RST, seq=100)
+                     + conn_segment(F_RST))
+    # Data sent and lost: the retransmission timer resends it, then the ACK comes.
+    s["conn-retransmit"] = (conn_config(timestamps=False, sack=False)
+                            + conn_segment(F_SYN | F_ACK, mss=1460)
+                            + conn_write(2000)
+                            + conn_fire() + conn_fire()
+                            + conn_segment(F_ACK))
+    # The peer closes its window: persist probes until it opens again.
+    s["conn-zero-window"] = (conn_config(wscale=False, timestamps=False, sack=False)
+                             + conn_segment(F_SYN | F_ACK, mss=536)
+                             + conn_segment(F_ACK, window=0)
+                             + conn_write(1000)
+                             + conn_fire() + conn_fire()
+                             + conn_segment(F_ACK, ack_base=1, window=8192))
+    # An ACK of nothing new and three copies: four duplicate ACKs, the third triggers a fast retransmit.
+    s["conn-duplicate-acks"] = (conn_config(timestamps=False, sack=False, mss=2)
+                                + conn_segment(F_SYN | F_ACK, mss=100)
+                                + conn_write(1000)
+                                + conn_segment(F_ACK, ack_base=1, window=0xFFFF)
+                                + CONN_REPLAY + CONN_REPLAY + CONN_REPLAY)
+    # Simultaneous open: a SYN without ACK in SYN-SENT, then the ACK of ours.
+    s["conn-simultaneous-open"] = (conn_config()
+                                   + conn_segment(F_SYN, **syn_options)
+                                   + conn_segment(F_ACK, **ts))
+    # Nobody answers: the SYN is sent seven times, then the connect times out.
+    s["conn-syn-timeout"] = conn_config() + conn_fire() * 8
+    # A passive open whose application writes, reads slowly and closes first.
+    s["conn-passive-close-first"] = (conn_config(passive=True, receive_buffer=0)
+                                     + conn_segment(F_SYN, mss=536)
+                                     + conn_segment(F_ACK)
+                                     + CONN_TOGGLE_READ
+                                     + conn_segment(F_ACK, payload=1024)
+                                     + conn_read(512) + CONN_DID_READ
+                                     + conn_write(600)
+                                     + CONN_CLOSE
+                                     + conn_segment(F_ACK)
+                                     + conn_segment(F_ACK | F_FIN, seq=0)
+                                     + conn_advance(61_000))
+    return s
+
+
 # ------------------------------------------------------------------ layers
 
 def layers(frame: bytes) -> dict:
@@ -427,6 +563,7 @@ def main() -> int:
     written = differing = 0
     files = [(target, name, data) for name, frame in seeds().items() for target, data in layers(frame).items()]
     files += [("tcpip-stack", name, data) for name, data in stack_seeds().items()]
+    files += [("tcpip-tcpconn", name, data) for name, data in conn_seeds().items()]
     for target, name, data in files:
         path = os.path.join(CORPUS, target, name)
         old = open(path, "rb").read() if os.path.exists(path) else None

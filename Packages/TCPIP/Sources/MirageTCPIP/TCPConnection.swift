@@ -538,6 +538,8 @@ public struct TCPConnection {
         let probeStart = sndUna
         let length = min(1, sendBuffer.end - probeStart)
         guard length > 0 else { return }
+        // With `now`, so the probe carries timestamps like every other
+        // non-RST segment (RFC 7323 §3.2).
         outbox.append(makeSegment(sequence: probeStart, acknowledgment: rcvNxt, flags: .ack, length: length, from: probeStart,
                                   now: now))
         // The peer may accept the probe's byte and acknowledge it; an ACK
@@ -747,8 +749,9 @@ public struct TCPConnection {
                 retransmitFirst(now: now)
             }
         }
-        // Window update (§3.10.7.4, SND.WL1/WL2).
-        if sndWl1 < seq || (sndWl1 == seq && !(ack < sndWl2)) {
+        // Window update (§3.10.7.4, SND.WL1/WL2), only from an ACK at or
+        // after SND.UNA: an older one's window ends before data we may send.
+        if !(ack < sndUna), sndWl1 < seq || (sndWl1 == seq && !(ack < sndWl2)) {
             sndWnd = window
             maxSndWnd = max(maxSndWnd, window)
             sndWl1 = seq
@@ -947,7 +950,10 @@ public struct TCPConnection {
 
     mutating func retransmitFirst(now: Instant) {
         let unsentFrom = sndUna
-        let available = sendBuffer.end - unsentFrom
+        // Only data sent before (up to SND.MAX, the FIN aside): bytes never
+        // sent may lie past the peer's window.
+        let sentEnd = sndMax < sendBuffer.end ? sndMax : sendBuffer.end
+        let available = sentEnd - unsentFrom
         let length = min(dataPerSegment, max(0, available))
         if length > 0 {
             outbox.append(makeSegment(sequence: unsentFrom, acknowledgment: rcvNxt, flags: .psh, length: length,
@@ -1005,4 +1011,13 @@ public struct TCPConnection {
 extension TCPReceiveBuffer {
     /// The peer's FIN occupies one sequence number after the data.
     mutating func insertFin() { advance(by: 1) }
+}
+
+extension TCPConnection {
+    /// Reads up to `maximum` received in-order bytes (`receiveBuffer`'s
+    /// `read`, for callers outside this module, whose `receiveBuffer` is
+    /// read-only); call `didRead` afterwards so the window reopens.
+    public mutating func read(maximum: Int, _ body: (Span<UInt8>) -> Void) -> Int {
+        receiveBuffer.read(maximum: maximum, body)
+    }
 }

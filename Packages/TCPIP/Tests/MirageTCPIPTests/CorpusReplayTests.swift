@@ -4,7 +4,8 @@ import Testing
 
 /// Replays the checked-in fuzz corpus, `Corpus/<target>/`, through the same
 /// decode-everything functions the libFuzzer targets run (FuzzDecoders.swift;
-/// for `tcpip-stack`, the whole-stack run of FuzzStack.swift).
+/// for `tcpip-stack`, the whole-stack run of FuzzStack.swift; for
+/// `tcpip-tcpconn`, the one-connection run of FuzzConnection.swift).
 /// A broken promise in a view traps and takes the test process down: every
 /// file must get through without one. The named seeds, written by
 /// Scripts/fuzzing/make-seed-corpus.py, must also decode to what `expected`
@@ -169,12 +170,59 @@ struct CorpusReplayTests {
         return facts
     }
 
+    /// `tcpip-tcpconn` seed (make-seed-corpus.py's conn_seeds) → facts its
+    /// run must end with (`connectionFacts`).
+    static let connectionExpected: [String: [String: String]] = [
+        // Closed after TIME-WAIT, every byte read and acknowledged.
+        "conn-active-data-fin": ["state": "closed", "events": "established readable end closed-normal",
+                                 "delivered": "1000", "written": "3000", "acknowledged": "3000"],
+        "conn-passive-out-of-order": ["state": "closed", "events": "established readable readable end closed-normal",
+                                      "delivered": "2000"],
+        "conn-rst": ["state": "closed", "events": "established closed-reset", "challenge-acks": "1"],
+        // SYN, ACK, 1460 bytes sent three times; after the ACK the other 540.
+        "conn-retransmit": ["state": "established", "acknowledged": "1460", "written": "2000", "segments-sent": "6"],
+        // SYN, ACK, two one-byte probes, then a segment once the window opens.
+        "conn-zero-window": ["state": "established", "written": "1000", "acknowledged": "0", "segments-sent": "5"],
+        "conn-duplicate-acks": ["state": "established", "duplicate-acks": "4", "retransmissions": "1"],
+        // Our SYN, then a SYN-ACK answering the peer's SYN.
+        "conn-simultaneous-open": ["state": "established", "events": "established", "segments-sent": "2"],
+        "conn-syn-timeout": ["state": "closed", "events": "closed-timeout", "segments-sent": "7"],
+        // `close` drops the 512 unread bytes and hides the peer's FIN.
+        "conn-passive-close-first": ["state": "closed", "events": "established readable closed-normal",
+                                     "delivered": "1024", "acknowledged": "600"],
+    ]
+
+    /// What a `tcpip-tcpconn` run ended with, as strings.
+    static func connectionFacts(_ s: ConnectionSummary) -> [String: String] {
+        let events = s.events.map { event -> String in
+            switch event {
+            case .established: "established"
+            case .readable: "readable"
+            case .endOfStream: "end"
+            case .writable: "writable"
+            case .closed(let reason): "closed-\(reason)"
+            }
+        }
+        return ["state": "\(s.state)", "events": events.joined(separator: " "), "delivered": "\(s.delivered)",
+                "written": "\(s.written)", "acknowledged": "\(s.acknowledged)",
+                "segments-sent": "\(s.segmentsSent)", "retransmissions": "\(s.statistics.retransmissions)",
+                "challenge-acks": "\(s.statistics.challengeAcknowledgments)",
+                "duplicate-acks": "\(s.statistics.duplicateAcknowledgments)",
+                "dropped": "\(s.statistics.segmentsDropped)"]
+    }
+
     /// Past fuzzer crashes kept as corpus files: name → what it found.
     static let regressions: [String: String] = [
         "regress-quote-reassembled-header":
             "tcpip-stack: port unreachable for a datagram reassembled from in-order fragments quoted the last fragment's header (offset 1480)",
         "regress-ping-without-address":
             "tcpip-stack: ping from the DHCP stack before it had an address went out from 0.0.0.0",
+        "regress-zero-window-probe-timestamps":
+            "tcpip-tcpconn: a zero-window probe went out without the timestamps both SYNs had agreed (RFC 7323 §3.2)",
+        "regress-fast-retransmit-past-window":
+            "tcpip-tcpconn: a fast retransmit sent a full MSS from SND.UNA, new data past the peer's 255-byte window included",
+        "regress-old-ack-window-update":
+            "tcpip-tcpconn: an ACK below SND.UNA (but within the RFC 5961 range) updated the send window, so data went past its right edge",
     ]
 
     /// Layers each target's input starts at, and those inside it.
@@ -188,14 +236,18 @@ struct CorpusReplayTests {
         "tcpip-tcp": [.tcp],
         // Layers of the frames the stacks send in answer.
         "tcpip-stack": [.ethernet, .arp, .ipv4, .icmp, .udp, .dhcp],
+        // The segments the connection sends.
+        "tcpip-tcpconn": [.tcp],
     ]
 
     static let testFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     static let corpus = testFolder.appendingPathComponent("Corpus")
     static let targetNames = fuzzTargets.map { $0.name }
     static let stackTarget = "tcpip-stack"
-    /// The targets whose seeds are `expected`'s frames (all but the stack's).
-    static let decoderTargets = targetNames.filter { $0 != stackTarget }
+    static let connectionTarget = "tcpip-tcpconn"
+    /// The targets whose seeds are `expected`'s frames (all but the stack's
+    /// and the connection's).
+    static let decoderTargets = targetNames.filter { $0 != stackTarget && $0 != connectionTarget }
 
     static func run(_ target: String) -> (Span<UInt8>) -> FuzzReport {
         fuzzTargets.first { $0.name == target }!.run
@@ -287,6 +339,25 @@ struct CorpusReplayTests {
         }
     }
 
+    @Test("named tcpip-tcpconn seeds end as expected")
+    func connectionSeeds() throws {
+        let folder = Self.corpus.appendingPathComponent(Self.connectionTarget)
+        #expect(!Self.connectionExpected.isEmpty)
+        for (name, want) in Self.connectionExpected.sorted(by: { $0.key < $1.key }) {
+            let url = folder.appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                Issue.record("\(Self.connectionTarget)/\(name) missing; run Scripts/fuzzing/make-seed-corpus.py")
+                continue
+            }
+            let bytes = try Self.bytes(url)
+            let summary = try #require(Self.run(Self.connectionTarget)(bytes.span).connection)
+            let facts = Self.connectionFacts(summary)
+            for (key, value) in want.sorted(by: { $0.key < $1.key }) {
+                #expect(facts[key] == value, "\(name): \(key) is \(facts[key] ?? "missing"), not \(value); \(facts.sorted { $0.key < $1.key })")
+            }
+        }
+    }
+
     @Test("corpus folders, fuzz targets and Scripts/fuzzing/targets.txt agree")
     func targetsAgree() throws {
         let folders = try FileManager.default.contentsOfDirectory(atPath: Self.corpus.path)
@@ -319,7 +390,11 @@ struct CorpusReplayTests {
             if name.hasPrefix("regress-") {
                 #expect(Self.regressions[name] != nil, "\(target)/\(name): add a note to `regressions`")
             } else {
-                let seeds = target == Self.stackTarget ? Set(Self.stackExpected.keys) : Set(Self.expected.keys)
+                let seeds = switch target {
+                case Self.stackTarget: Set(Self.stackExpected.keys)
+                case Self.connectionTarget: Set(Self.connectionExpected.keys)
+                default: Set(Self.expected.keys)
+                }
                 #expect(seeds.contains(name) || Self.isFuzzerUnit(name),
                         "\(target)/\(name): not a seed in `expected`, nor a libFuzzer unit")
             }

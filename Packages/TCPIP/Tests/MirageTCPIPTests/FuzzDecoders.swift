@@ -34,6 +34,7 @@ let fuzzTargets: [(name: String, run: @Sendable (Span<UInt8>) -> FuzzReport)] = 
     ("tcpip-dhcp", fuzzDHCP),
     ("tcpip-tcp", fuzzTCP),
     ("tcpip-stack", fuzzStack),
+    ("tcpip-tcpconn", fuzzConnection),
 ]
 
 /// What one decode-everything pass found.
@@ -46,6 +47,8 @@ struct FuzzReport: CustomStringConvertible {
     var digest: UInt64 = 0xcbf2_9ce4_8422_2325
     /// `tcpip-stack` only (FuzzStack.swift): how the stacks ended up.
     var stack: StackSummary? = nil
+    /// `tcpip-tcpconn` only (FuzzConnection.swift): how the connection ended up.
+    var connection: ConnectionSummary? = nil
 
     mutating func mix(_ value: UInt64) { digest = (digest ^ value) &* 0x100_0000_01b3 }
     mutating func mix(_ span: Span<UInt8>) {
