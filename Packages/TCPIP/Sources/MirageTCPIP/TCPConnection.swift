@@ -534,7 +534,7 @@ public struct TCPConnection {
 
     mutating func probeZeroWindow(now: Instant) {
         // RFC 9293 §3.8.6.1: send one byte beyond the window, backing off.
-        guard sndWnd == 0, sendBuffer.end - sndNxt > 0 || sndNxt - sndUna > 0 else { return }
+        guard offeredWindow == 0, sendBuffer.end - sndNxt > 0 || sndNxt - sndUna > 0 else { return }
         let probeStart = sndUna
         let length = min(1, sendBuffer.end - probeStart)
         guard length > 0 else { return }
@@ -935,6 +935,12 @@ public struct TCPConnection {
         return Outgoing(header: header, payloadStart: start, payloadLength: length)
     }
 
+    /// The peer's window counted from SND.UNA: its right edge is where the
+    /// ACK that last updated the window put it (SND.WL2 + SND.WND). An ACK
+    /// that advances SND.UNA without updating the window (an older
+    /// SEG.SEQ, §3.10.7.4) must not slide that edge forward.
+    var offeredWindow: Int { max(0, (sndWl2 + sndWnd) - sndUna) }
+
     /// Data bytes that fit in a segment sent now. The send MSS already
     /// leaves room for timestamps, which every segment carries (RFC 9293
     /// §3.7.1); SACK blocks come and go, so their room is taken from the
@@ -970,7 +976,7 @@ public struct TCPConnection {
     /// Sends what the windows allow: new data, then FIN when queued.
     mutating func output(now: Instant, retransmitting: Bool = false) {
         guard state != .closed && state != .synSent && state != .synReceived && state != .timeWait else { return }
-        let window = min(sndWnd, congestion.congestionWindow)
+        let window = min(offeredWindow, congestion.congestionWindow)
         let mss = dataPerSegment
         while true {
             let flight = sndNxt - sndUna
@@ -978,7 +984,7 @@ public struct TCPConnection {
             guard unsent > 0 else { break }
             let room = window - flight
             if room <= 0 {
-                if sndWnd == 0 && persistDeadline == nil && retransmitDeadline == nil {
+                if offeredWindow == 0 && persistDeadline == nil && retransmitDeadline == nil {
                     persistDeadline = now + rtt.timeout
                 }
                 break

@@ -223,6 +223,8 @@ struct CorpusReplayTests {
             "tcpip-tcpconn: a fast retransmit sent a full MSS from SND.UNA, new data past the peer's 255-byte window included",
         "regress-old-ack-window-update":
             "tcpip-tcpconn: an ACK below SND.UNA (but within the RFC 5961 range) updated the send window, so data went past its right edge",
+        "regress-window-edge-after-older-ack":
+            "tcpip-tcpconn: an ACK with an older SEG.SEQ advanced SND.UNA without updating the window, and the usable window slid past the edge the peer offered",
     ]
 
     /// Layers each target's input starts at, and those inside it.
