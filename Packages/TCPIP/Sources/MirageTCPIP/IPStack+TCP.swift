@@ -430,31 +430,11 @@ extension IPStack {
     // MARK: Stack contract: TCP
 
     public func listen(port: UInt16, address: IPAddress?, backlog: Int, handler: any TCPHandler) throws(DeviceError) -> ListenerID {
-        var bound: IPv4Address? = nil
-        switch address {
-        case nil:
-            bound = nil
-        case .v4(let a)?:
-            if a != .any {
-                guard a == configuration.ipv4?.address else { throw .addressNotAvailable(.v4(a)) }
-                bound = a
-            }
-        case .v6(let a)?:
-            throw .addressNotAvailable(.v6(a))
-        }
+        let bound = try localBinding(address)
         guard backlog > 0 else { throw .invalidArgument("backlog must be positive") }
         guard tcpListeners.count < configuration.maximumTCPListeners else { throw .resourceExhausted("TCP listeners") }
-        func conflicts(_ p: UInt16) -> Bool {
+        let chosen = try choosePort(port, bound: bound, kind: "TCP") { p in
             tcpListeners.values.contains { $0.port == p && ($0.address == nil || bound == nil || $0.address == bound) }
-        }
-        var chosen = port
-        if port == 0 {
-            guard let p = configuration.ephemeralPorts.choose(using: entropy, isInUse: conflicts) else {
-                throw .resourceExhausted("ephemeral TCP ports")
-            }
-            chosen = p
-        } else if conflicts(port) {
-            throw .addressInUse(Endpoint(bound.map { .v4($0) } ?? .v4(.any), port))
         }
         let id = ListenerID(rawValue: nextListenerID)
         nextListenerID &+= 1

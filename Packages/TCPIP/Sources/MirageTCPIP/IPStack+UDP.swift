@@ -42,35 +42,47 @@ extension IPStack {
 
     // MARK: Stack contract: UDP
 
+    /// The address a socket or listener binds to: nil for every local
+    /// address (nil or 0.0.0.0 asked), else one of ours.
+    func localBinding(_ address: IPAddress?) throws(DeviceError) -> IPv4Address? {
+        switch address {
+        case nil:
+            return nil
+        case .v4(let a)?:
+            if a == .any { return nil }
+            guard a == configuration.ipv4?.address else { throw .addressNotAvailable(.v4(a)) }
+            return a
+        case .v6(let a)?:
+            throw .addressNotAvailable(.v6(a))
+        }
+    }
+
+    /// `port`, or an ephemeral one (RFC 6056) when it is 0; `inUse` says
+    /// which ports conflict with `bound`.
+    func choosePort(_ port: UInt16, bound: IPv4Address?, kind: String,
+                    inUse: (UInt16) -> Bool) throws(DeviceError) -> UInt16 {
+        if port == 0 {
+            guard let p = configuration.ephemeralPorts.choose(using: entropy, isInUse: inUse) else {
+                throw .resourceExhausted("ephemeral \(kind) ports")
+            }
+            return p
+        }
+        if inUse(port) { throw .addressInUse(Endpoint(bound.map { .v4($0) } ?? .v4(.any), port)) }
+        return port
+    }
+
     public var localAddresses: [IPAddress] {
         configuration.ipv4.map { [.v4($0.address)] } ?? []
     }
 
     public func bindUDP(port: UInt16, address: IPAddress?, handler: any UDPHandler) throws(DeviceError) -> UDPSocketID {
-        var bound: IPv4Address? = nil
-        switch address {
-        case nil:
-            bound = nil
-        case .v4(let a)?:
-            if a != .any {
-                guard a == configuration.ipv4?.address else { throw .addressNotAvailable(.v4(a)) }
-                bound = a
-            }
-        case .v6(let a)?:
-            throw .addressNotAvailable(.v6(a))
-        }
+        let bound = try localBinding(address)
         guard udpSockets.count < configuration.maximumUDPSockets else { throw .resourceExhausted("UDP sockets") }
-        func conflicts(_ p: UInt16) -> Bool {
-            udpSockets.values.contains { $0.port == p && ($0.address == nil || bound == nil || $0.address == bound) }
-        }
-        var chosen = port
-        if port == 0 {
-            guard let p = configuration.ephemeralPorts.choose(using: entropy, isInUse: conflicts) else {
-                throw .resourceExhausted("ephemeral UDP ports")
+        let dhcpPort = dhcpClient != nil ? DHCPClient.clientPort : nil
+        let chosen = try choosePort(port, bound: bound, kind: "UDP") { p in
+            p == dhcpPort || udpSockets.values.contains {
+                $0.port == p && ($0.address == nil || bound == nil || $0.address == bound)
             }
-            chosen = p
-        } else if conflicts(port) || port == DHCPClient.clientPort && dhcpClient != nil {
-            throw .addressInUse(Endpoint(bound.map { .v4($0) } ?? .v4(.any), port))
         }
         let id = UDPSocketID(rawValue: nextSocketID)
         nextSocketID &+= 1
