@@ -332,6 +332,9 @@ public struct TCPConnection {
         let unread = receiveBuffer.readable
         if unread > 0 { _ = receiveBuffer.read(maximum: unread) { _ in } }
         shutdownWrite(now: now)
+        // Closed after a half-close whose FIN is already acknowledged: from
+        // now on nobody reads, so FIN-WAIT-2 must not wait forever.
+        if state == .finWait2 && finWait2Deadline == nil { finWait2Deadline = now + configuration.finWait2Timeout }
     }
 
     /// Abortive close: RST (when synchronized), buffers dropped.
@@ -412,11 +415,12 @@ public struct TCPConnection {
         }
         rtt.backOff()
         timedSegment = nil  // Karn: no sample from a retransmitted segment
-        statistics.retransmissions += 1
         switch state {
         case .synSent:
+            statistics.retransmissions += 1
             sendSyn(ack: false, now: now)
         case .synReceived:
+            statistics.retransmissions += 1
             sendSyn(ack: true, now: now)
         default:
             congestion.timeout(flight: sndNxt - sndUna)
@@ -1006,6 +1010,7 @@ public struct TCPConnection {
         if finQueued && !finSent && sndNxt == sendBuffer.end
             && (state == .finWait1 || state == .lastAck || state == .closing) {
             outbox.append(makeSegment(sequence: sndNxt, acknowledgment: rcvNxt, flags: .fin, length: 0, from: sndNxt, now: now))
+            if sndNxt < sndMax { statistics.retransmissions += 1 }  // the FIN again, after a timeout
             finSent = true
             sndNxt = sndNxt + 1
             if sndMax < sndNxt { sndMax = sndNxt }

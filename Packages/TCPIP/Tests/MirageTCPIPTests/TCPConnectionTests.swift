@@ -262,4 +262,27 @@ func pattern(_ n: Int, seed: Int = 0) -> [UInt8] { (0..<n).map { UInt8(truncatin
         #expect(p.serverReceived == data, "the window reopened and everything arrived")
         #expect(p.clientEvents.contains(.writable))
     }
+
+    @Test func aTimeoutCountsOneRetransmissionPerSegmentResent() {
+        var p = TCPPair()
+        p.run()
+        let before = p.sent
+        p.drop = { n in n == before + 1 }
+        _ = p.write(client: pattern(1000))
+        p.run()
+        #expect(p.serverReceived == pattern(1000))
+        #expect(p.client.statistics.retransmissions == 1)
+    }
+
+    @Test func closeAfterAHalfCloseDoesNotWaitForeverInFinWait2() {
+        var p = TCPPair()
+        p.run()
+        p.client.shutdownWrite(now: p.now)
+        p.run(advanceTime: false)
+        #expect(p.client.state == .finWait2)
+        p.client.close(now: p.now)
+        p.run()  // the server's application never closes: no FIN comes
+        #expect(p.client.state == .closed)
+        #expect((p.clientEvents + p.client.events).contains(.closed(.timeout)))
+    }
 }
