@@ -81,19 +81,27 @@ struct EventLoopExecutorTests {
     @Test("withTaskExecutorPreference moves a task's nonisolated code onto the loop")
     func withPreference() throws {
         let loop = try EventLoop()
+        // "Outside" is a second loop on a thread of its own rather than the
+        // global pool, whose two threads the tests around this one may all
+        // be blocking (a detached task once starved here past the limit).
+        let other = try EventLoop()
+        let otherThread = TestThread { try? other.run(until: other.now() + loopTimeLimit) }
         let flags = Shared<[String: Bool]>([:])
         let loopThread = runOnThread(loop) {
-            Task.detached {
+            Task(executorPreference: other) {
                 flags.update { $0["outside"] = loop.inLoopThread }
+                flags.update { $0["on the other loop"] = other.inLoopThread }
                 let inside = await withTaskExecutorPreference(loop) {
                     await onLoopThread(loop)
                 }
                 flags.update { $0["inside"] = inside }
                 loop.stop()
+                other.stop()
             }
         }
         #expect(loopThread != nil)
-        #expect(flags.value == ["outside": false, "inside": true])
+        #expect(otherThread.join())
+        #expect(flags.value == ["outside": false, "on the other loop": true, "inside": true])
     }
 
     @Test("an actor whose executor is the loop runs on the loop thread")
