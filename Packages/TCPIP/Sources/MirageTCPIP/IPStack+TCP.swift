@@ -279,10 +279,7 @@ extension IPStack {
                 socket.halfOpenListener = nil
                 guard var listener = tcpListeners[listenerID] else {
                     // The listener closed during the handshake.
-                    socket.connection.abort()
-                    socket.connection.events.removeAll()
-                    socket.released = true
-                    service(socket)
+                    resetHalfOpen(socket)
                     return
                 }
                 listener.halfOpen -= 1
@@ -348,20 +345,29 @@ extension IPStack {
         }
     }
 
+    /// Resets a connection the application never saw (its listener went
+    /// away) and forgets it: RST sent, no events.
+    func resetHalfOpen(_ socket: TCPSocket) {
+        socket.connection.abort()
+        socket.connection.events.removeAll()
+        socket.released = true
+        service(socket)
+        removeTCP(socket)
+    }
+
     /// Most bytes lent to a handler in one `received` call.
     static var readChunk: Int { 64 * 1024 }
 
     // MARK: Timers
 
+    /// Runs every connection whose deadline has passed; `service` forgets
+    /// those that ended with nothing left to deliver (TIME-WAIT over).
     func tcpTimers(now: Instant) {
-        var finished: [TCPSocket] = []
         for socket in tcpConnections.values {
             guard let deadline = socket.connection.nextDeadline, deadline <= now else { continue }
             socket.connection.timerFired(now: now)
             service(socket)
-            if socket.released && socket.connection.state == .closed { finished.append(socket) }
         }
-        for socket in finished { removeTCP(socket) }
     }
 
     /// The earliest connection deadline, or now when events wait for
@@ -454,11 +460,7 @@ extension IPStack {
         guard tcpListeners.removeValue(forKey: listener) != nil else { return }
         for socket in tcpConnections.values where socket.halfOpenListener == listener {
             socket.halfOpenListener = nil
-            socket.connection.abort()
-            socket.connection.events.removeAll()
-            socket.released = true
-            service(socket)
-            removeTCP(socket)
+            resetHalfOpen(socket)
         }
         rearmTimer()
     }

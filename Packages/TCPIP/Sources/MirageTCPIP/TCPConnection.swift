@@ -220,9 +220,9 @@ public struct TCPConnection {
 
     // MARK: Opening
 
-    /// An active open: the connection in SYN-SENT with its SYN in `outbox`.
-    public init(connectFrom local: (IPv4Address, UInt16), to remote: (IPv4Address, UInt16), iss: SequenceNumber,
-                pathMTU: Int, configuration: Configuration, now: Instant) {
+    /// The fields both opens set the same way; the SYN is the caller's.
+    private init(local: (IPv4Address, UInt16), remote: (IPv4Address, UInt16), iss: SequenceNumber, pathMTU: Int,
+                 configuration: Configuration, state: State, receiveNext: SequenceNumber) {
         self.local = (local.0, local.1)
         self.remote = (remote.0, remote.1)
         self.configuration = configuration
@@ -231,14 +231,21 @@ public struct TCPConnection {
         sndNxt = iss + 1
         sndMax = iss + 1
         receiveMSS = min(configuration.maximumSegmentSize, max(pathMTU - 40, 536))
-        state = .synSent
+        self.state = state
         sendBuffer = TCPSendBuffer(start: iss + 1, capacity: configuration.sendBufferSize)
-        receiveBuffer = TCPReceiveBuffer(next: SequenceNumber(0), capacity: configuration.receiveBufferSize)
+        receiveBuffer = TCPReceiveBuffer(next: receiveNext, capacity: configuration.receiveBufferSize)
         rtt = RTTEstimator(minimum: configuration.minimumRetransmissionTimeout)
-        congestion = NewReno(mss: min(configuration.maximumSegmentSize, max(pathMTU - 40, 536)))
+        congestion = NewReno(mss: receiveMSS)
         offeredShift = configuration.windowScaling ? Self.shift(for: configuration.receiveBufferSize) : 0
         keepAliveIdle = configuration.keepAliveIdle
         nagle = configuration.nagle
+    }
+
+    /// An active open: the connection in SYN-SENT with its SYN in `outbox`.
+    public init(connectFrom local: (IPv4Address, UInt16), to remote: (IPv4Address, UInt16), iss: SequenceNumber,
+                pathMTU: Int, configuration: Configuration, now: Instant) {
+        self.init(local: local, remote: remote, iss: iss, pathMTU: pathMTU, configuration: configuration,
+                  state: .synSent, receiveNext: SequenceNumber(0))
         sendSyn(ack: false, now: now)
     }
 
@@ -246,23 +253,9 @@ public struct TCPConnection {
     /// SYN-RECEIVED with its SYN-ACK in `outbox`.
     public init(acceptFrom local: (IPv4Address, UInt16), remote: (IPv4Address, UInt16), syn: borrowing TCPSegment,
                 iss: SequenceNumber, pathMTU: Int, configuration: Configuration, now: Instant) {
-        self.local = (local.0, local.1)
-        self.remote = (remote.0, remote.1)
-        self.configuration = configuration
-        self.iss = iss
-        sndUna = iss
-        sndNxt = iss + 1
-        sndMax = iss + 1
-        receiveMSS = min(configuration.maximumSegmentSize, max(pathMTU - 40, 536))
-        state = .synReceived
-        sendBuffer = TCPSendBuffer(start: iss + 1, capacity: configuration.sendBufferSize)
+        self.init(local: local, remote: remote, iss: iss, pathMTU: pathMTU, configuration: configuration,
+                  state: .synReceived, receiveNext: syn.sequenceNumber + 1)
         irs = syn.sequenceNumber
-        receiveBuffer = TCPReceiveBuffer(next: irs + 1, capacity: configuration.receiveBufferSize)
-        rtt = RTTEstimator(minimum: configuration.minimumRetransmissionTimeout)
-        congestion = NewReno(mss: min(configuration.maximumSegmentSize, max(pathMTU - 40, 536)))
-        offeredShift = configuration.windowScaling ? Self.shift(for: configuration.receiveBufferSize) : 0
-        keepAliveIdle = configuration.keepAliveIdle
-        nagle = configuration.nagle
         negotiate(syn.options, pathMTU: pathMTU)
         sndWnd = Int(syn.window)  // never scaled in a SYN (RFC 7323 §2.2)
         maxSndWnd = sndWnd
