@@ -1,0 +1,29 @@
+// swift-tools-version: 6.2
+// Standalone manifest: `swift test --package-path Packages/HTTP`.
+// Keep in step with the root Package.swift (Scripts/check-manifests).
+import PackageDescription
+
+let settings: [SwiftSetting] = [.treatAllWarnings(as: .error), .enableExperimentalFeature("Lifetimes")]
+
+let package = Package(
+    name: "MirageHTTP",
+    products: [
+        .library(name: "MirageHTTP", targets: ["MirageHTTP"]),
+    ],
+    dependencies: [
+        .package(path: "../Devices"),
+    ],
+    targets: [
+        .target(
+            name: "MirageHTTP",
+            dependencies: [.product(name: "MirageDevices", package: "Devices")],
+            swiftSettings: settings
+        ),
+        .testTarget(
+            name: "MirageHTTPTests",
+            dependencies: ["MirageHTTP", .product(name: "MirageDevices", package: "Devices")],
+            exclude: ["Corpus"],
+            swiftSettings: [.treatAllWarnings(as: .error)]
+        ),
+    ]
+)
