@@ -64,27 +64,30 @@ public struct HTTPServerStatistics: Hashable, Sendable {
     public init() {}
 }
 
+/// Settings of an `HTTPServer`.
+public struct HTTPServerConfiguration: Sendable {
+    /// Per-connection limits and timeouts.
+    public var connection = HTTPServerConnection.Configuration()
+    /// Connections served at once; more are aborted on accept.
+    public var maximumConnections = 1024
+    /// `writeBody` returns false once this much output waits for the
+    /// stack (back-pressure to the application).
+    public var outputHighWater = 256 * 1024
+    /// The `Server` field added to responses that have none (nil: none).
+    public var serverName: String? = "MirageSwift"
+    /// Listen backlog.
+    public var backlog = 128
+    /// The defaults.
+    public init() {}
+}
+
 /// An HTTP/1.1 server over any stack of the contract (`SocketStack`,
 /// `MirageTCPIP`, later TLS): it accepts connections, runs one
 /// `HTTPServerConnection` per connection, and passes requests to its
 /// handler. Call everything from the stack's run loop.
 public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler {
     /// Settings.
-    public struct Configuration: Sendable {
-        /// Per-connection limits and timeouts.
-        public var connection = HTTPServerConnection.Configuration()
-        /// Connections served at once; more are aborted on accept.
-        public var maximumConnections = 1024
-        /// `writeBody` returns false once this much output waits for the
-        /// stack (back-pressure to the application).
-        public var outputHighWater = 256 * 1024
-        /// The `Server` field added to responses that have none (nil: none).
-        public var serverName: String? = "MirageSwift"
-        /// Listen backlog.
-        public var backlog = 128
-        /// The defaults.
-        public init() {}
-    }
+    public typealias Configuration = HTTPServerConfiguration
 
     private final class Session {
         var connection: HTTPServerConnection
@@ -135,6 +138,9 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
         listeners.append(id)
         return id
     }
+
+    /// Where the server's listeners are bound.
+    public var listenerEndpoints: [Endpoint] { listeners.compactMap { stack.localEndpoint(of: $0) } }
 
     /// Where a listener is bound.
     public func localEndpoint(of listener: ListenerID) -> Endpoint? { stack.localEndpoint(of: listener) }

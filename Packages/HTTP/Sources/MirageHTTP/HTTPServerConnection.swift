@@ -248,7 +248,9 @@ public struct HTTPServerConnection: Sendable {
         closeAfterOutput = true
         headerDeadline = nil
         idleDeadline = nil
-        guard let status = error.status, writing == .idle || writing == .done else {
+        // An error response only when this request has none yet: after a
+        // finished response (its body being discarded) the close is enough.
+        guard let status = error.status, writing == .idle else {
             if case .body = writing { abortRequested = true }
             return
         }
