@@ -26,7 +26,15 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
         var end: Int
     }
     private var transfers: [HTTPExchange: Transfer] = [:]
-    private var etags: [String: String] = [:]
+    /// What is worked out once per key: the tag, the time, the type.
+    private struct FileInfo {
+        var size: Int
+        var etag: String
+        var modified: Int64?
+        var modifiedText: String?
+        var contentType: String
+    }
+    private var infos: [String: FileInfo] = [:]
 
     /// A handler serving `store`.
     public init(store: Store) {
@@ -78,11 +86,12 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
         do throws(DeviceError) { size = try store.size(of: key) } catch {
             return try plain(exchange, .notFound, responder: responder)
         }
-        let etag = entityTag(key, size: size)
-        let modified = lastModified?(key)
+        let info = self.info(key, size: size)
+        let etag = info.etag
+        let modified = info.modified
         var fields = HTTPFields()
         fields.append(name: "ETag", value: etag)
-        if let modified { fields.append(name: "Last-Modified", value: HTTPDate.format(modified)) }
+        if let text = info.modifiedText { fields.append(name: "Last-Modified", value: text) }
 
         // RFC 9110 §13.2.2: If-None-Match first; If-Modified-Since only without it.
         if let inm = head.fields["If-None-Match"] {
@@ -91,7 +100,7 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
             return try notModified(exchange, fields, responder)
         }
 
-        fields.append(name: "Content-Type", value: ContentType.forKey(key))
+        fields.append(name: "Content-Type", value: info.contentType)
         fields.append(name: "Accept-Ranges", value: "bytes")
         var range = 0..<size
         var status = HTTPStatus.ok
@@ -223,10 +232,21 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
 
     // MARK: Validators
 
-    /// A strong entity tag from the content (FNV-1a, 64 bits) and size,
-    /// computed once per key.
+    /// The validators and type of `key`, computed on first use (and again
+    /// if its size changes: a directory store may be edited meanwhile).
+    private func info(_ key: String, size: Int) -> FileInfo {
+        if let known = infos[key], known.size == size, lastModified == nil || known.modified == lastModified?(key) {
+            return known
+        }
+        let modified = lastModified?(key)
+        let info = FileInfo(size: size, etag: entityTag(key, size: size), modified: modified,
+                            modifiedText: modified.map(HTTPDate.format), contentType: ContentType.forKey(key))
+        infos[key] = info
+        return info
+    }
+
+    /// A strong entity tag from the content (FNV-1a, 64 bits) and size.
     private func entityTag(_ key: String, size: Int) -> String {
-        if let tag = etags[key] { return tag }
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         var offset = 0
         while offset < size {
@@ -240,9 +260,7 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
         }
         var hex: [UInt8] = []
         ASCII.appendHex(Int(truncatingIfNeeded: hash >> 4), to: &hex)
-        let tag = "\"" + String(decoding: hex, as: UTF8.self) + "-" + String(size) + "\""
-        etags[key] = tag
-        return tag
+        return "\"" + String(decoding: hex, as: UTF8.self) + "-" + String(size) + "\""
     }
 
     /// Whether `list` (an If-None-Match or If-Match value) names `etag`;
