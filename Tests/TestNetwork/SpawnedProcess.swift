@@ -53,14 +53,16 @@ public final class SpawnedProcess: Sendable {
         return path
     }
 
-    /// Removes the output folders (`mswt-<pid>-<n>-spawn` in the temporary
-    /// directory) of test processes that no longer run: a process object
-    /// that was never released leaves its folder behind. Runs once per test
-    /// process by itself, on the first spawn.
+    /// Removes the output folders (`mswt-<pid>-<n>-spawn`, and Chromium's
+    /// `mswt-<pid>-<n>-chromium`, in the temporary directory) of test
+    /// processes that no longer run: a process object that was never
+    /// released, or a killed test process, leaves its folder behind. Runs
+    /// once per test process by itself, on the first spawn.
     public static func removeStaleOutputDirectories() {
         let base = temporaryDirectory
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: base) else { return }
-        for name in names where name.hasPrefix(TestNames.namespacePrefix) && name.hasSuffix("-spawn") {
+        for name in names
+        where name.hasPrefix(TestNames.namespacePrefix) && (name.hasSuffix("-spawn") || name.hasSuffix("-chromium")) {
             let parts = name.split(separator: "-")
             guard parts.count == 4, let pid = Int32(parts[1]), pid != getpid() else { continue }
             if kill(pid, 0) == 0 || errno == EPERM { continue }

@@ -14,6 +14,12 @@ public enum TestNetworkError: Error, CustomStringConvertible, Sendable {
     case cleanupFailed(String)
     /// A bounded wait ran out before its condition held.
     case timedOut(String)
+    /// Image bytes that `PNGImage` cannot read (not a PNG, corrupt, or a
+    /// kind it does not decode).
+    case badImage(String)
+    /// Chromium ran but produced no screenshot of `url` (e.g. the page did
+    /// not load: `reason` is Chromium's "Page load failed: net::…" line).
+    case screenshotFailed(url: String, reason: String)
 
     public var description: String {
         switch self {
@@ -31,6 +37,10 @@ public enum TestNetworkError: Error, CustomStringConvertible, Sendable {
             return "cleanup failed: \(what)"
         case .timedOut(let what):
             return "timed out waiting for \(what)"
+        case .badImage(let what):
+            return "cannot decode image: \(what)"
+        case .screenshotFailed(let url, let reason):
+            return "no screenshot of \(url): \(reason)"
         }
     }
 }
