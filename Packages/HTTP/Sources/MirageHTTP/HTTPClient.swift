@@ -291,7 +291,10 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
             throw .misuse("a streamed (chunked) body needs an HTTP/1.1 request")
         }
         var head = head
-        if !head.fields.contains("Host") {
+        var hosts = 0
+        for i in 0..<head.fields.count where head.fields.nameEquals(i, "host") { hosts += 1 }
+        guard hosts <= 1 else { throw .misuse("more than one Host field") }
+        if hosts == 0 {
             var value = host.description
             if host.port == 80 { value.removeLast(3) }
             head.fields.append(name: "Host", value: value)
@@ -541,7 +544,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     /// its request is retried or failed, and queued requests get a chance.
     private func lost(_ session: Session, error: HTTPError, abort: Bool, close: Bool = true) {
         let request = session.request.flatMap { requests[$0] }
-        let wasIdle = session.request == nil
+        let wasIdle = session.pooled
         session.request = nil
         retire(session, abort: abort, close: close)
         if wasIdle { statistics.idleConnectionsClosed += 1 }
@@ -741,13 +744,13 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
         release(session)
         if session.closed { return }
         if session.core.shouldClose {
-            let wasIdle = session.request == nil
+            let wasIdle = session.pooled
             if let id = session.request, requests[id] != nil {
                 // Closing under a request that is not finished.
                 lost(session, error: .truncatedMessage, abort: true)
                 return
             }
-            if wasIdle && !session.core.hasFailed && session.endpoint != nil { statistics.idleConnectionsClosed += 1 }
+            if wasIdle { statistics.idleConnectionsClosed += 1 }
             retire(session, abort: session.core.hasFailed)
             if let endpoint = session.endpoint { serveQueue(endpoint) }
             return

@@ -141,10 +141,12 @@ public struct HTTPClientConnection: Sendable {
 
     // MARK: Requests
 
-    /// Whether `sendRequest` may be called: no exchange in progress and the
-    /// connection is neither closing nor failed.
+    /// Whether `sendRequest` may be called: no exchange in progress, the
+    /// connection neither closing nor failed, and no stray bytes received
+    /// (they would be taken for the next response; `nextEvent` reports them).
     public var isReadyForRequest: Bool {
         sending == .idle && receiving == .idle && !closing && !failed && !endOfInput && !upgradePending
+            && parser.bufferedCount == 0
     }
 
     /// Whether the connection can carry another request: the same as
