@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "MiragePlatform", targets: ["MiragePlatform"]),
         .library(name: "MirageTCPIP", targets: ["MirageTCPIP"]),
         .library(name: "MirageCommandLine", targets: ["MirageCommandLine"]),
+        .library(name: "MirageHTTP", targets: ["MirageHTTP"]),
         .library(name: "MirageEcho", targets: ["MirageEcho"]),
         .executable(name: "mirage-echo", targets: ["mirage-echo"]),
     ],
@@ -51,6 +52,21 @@ let package = Package(
             name: "MirageTCPIPTests",
             dependencies: ["MirageTCPIP", "MirageDevices"],
             path: "Packages/TCPIP/Tests/MirageTCPIPTests",
+            exclude: ["Corpus"],
+            swiftSettings: strict
+        ),
+
+        // HTTP: HTTP/1.1 server and client over the stack contract.
+        .target(
+            name: "MirageHTTP",
+            dependencies: ["MirageDevices"],
+            path: "Packages/HTTP/Sources/MirageHTTP",
+            swiftSettings: core
+        ),
+        .testTarget(
+            name: "MirageHTTPTests",
+            dependencies: ["MirageHTTP", "MirageDevices"],
+            path: "Packages/HTTP/Tests/MirageHTTPTests",
             exclude: ["Corpus"],
             swiftSettings: strict
         ),
