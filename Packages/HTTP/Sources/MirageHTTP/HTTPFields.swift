@@ -1,3 +1,5 @@
+import MirageDevices
+
 /// The header (or trailer) fields of a message, in order, duplicates kept
 /// (RFC 9110 §5). Names compare ignoring ASCII case.
 ///

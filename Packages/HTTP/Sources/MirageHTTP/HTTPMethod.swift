@@ -1,3 +1,5 @@
+import MirageDevices
+
 /// A request method (RFC 9110 §9). The registered methods are cases; any
 /// other token is carried as `other`.
 public enum HTTPMethod: Hashable, Sendable, CustomStringConvertible {

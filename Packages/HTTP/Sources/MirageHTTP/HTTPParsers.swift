@@ -1,3 +1,5 @@
+import MirageDevices
+
 /// An incremental request parser (RFC 9112), for servers and for tests and
 /// fuzzing of the wire format on its own. Append bytes as they arrive and
 /// call `next` until it returns nil. After a thrown error the parser stays

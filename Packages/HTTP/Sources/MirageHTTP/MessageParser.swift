@@ -1,3 +1,5 @@
+import MirageDevices
+
 /// The incremental HTTP/1.1 message parser shared by requests and
 /// responses (RFC 9112). Bytes are appended as they arrive; `next`
 /// returns one event at a time, nil when more bytes are needed, or throws
