@@ -22,6 +22,8 @@ let package = Package(
         .library(name: "MirageCommandLine", targets: ["MirageCommandLine"]),
         .library(name: "MirageEcho", targets: ["MirageEcho"]),
         .executable(name: "mirage-echo", targets: ["mirage-echo"]),
+        .executable(name: "mirage-crunch", targets: ["mirage-crunch"]),
+        .plugin(name: "MirageCrunchPlugin", targets: ["MirageCrunchPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -79,6 +81,26 @@ let package = Package(
             name: "MiragePlatformTests",
             dependencies: ["MiragePlatform"],
             path: "Packages/Platform/Tests/MiragePlatformTests",
+            swiftSettings: strict
+        ),
+
+        // Crunch: a folder compiled into the program as a key-value store
+        // (a host tool and its build plugin; the generated code is a core's).
+        .executableTarget(
+            name: "mirage-crunch",
+            path: "Packages/Crunch/Sources/mirage-crunch",
+            swiftSettings: strict
+        ),
+        .plugin(
+            name: "MirageCrunchPlugin",
+            capability: .buildTool(),
+            dependencies: ["mirage-crunch"],
+            path: "Packages/Crunch/Plugins/MirageCrunchPlugin"
+        ),
+        .testTarget(
+            name: "MirageCrunchTests",
+            dependencies: ["mirage-crunch"],
+            path: "Packages/Crunch/Tests/MirageCrunchTests",
             swiftSettings: strict
         ),
 
