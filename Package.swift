@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "mirage-echo", targets: ["mirage-echo"]),
         .executable(name: "mirage-crunch", targets: ["mirage-crunch"]),
         .plugin(name: "MirageCrunchPlugin", targets: ["MirageCrunchPlugin"]),
+        .library(name: "MirageWWWSite", targets: ["MirageWWWSite"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -118,6 +119,23 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/echo/Sources/mirage-echo",
+            swiftSettings: strict
+        ),
+
+        // The slide deck mirage-www serves, compiled in by MirageCrunchPlugin
+        // from its Site folder.
+        .target(
+            name: "MirageWWWSite",
+            dependencies: ["MirageDevices"],
+            path: "Examples/www/Sources/MirageWWWSite",
+            exclude: ["Site"],
+            swiftSettings: strict,
+            plugins: ["MirageCrunchPlugin"]
+        ),
+        .testTarget(
+            name: "MirageWWWSiteTests",
+            dependencies: ["MirageWWWSite", "MirageDevices"],
+            path: "Examples/www/Tests/MirageWWWSiteTests",
             swiftSettings: strict
         ),
 
