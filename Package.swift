@@ -102,6 +102,7 @@ let package = Package(
             name: "MirageCrunchTests",
             dependencies: ["mirage-crunch"],
             path: "Packages/Crunch/Tests/MirageCrunchTests",
+            exclude: ["Fixture"],
             swiftSettings: strict
         ),
 

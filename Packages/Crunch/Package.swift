@@ -25,6 +25,7 @@ let package = Package(
         .testTarget(
             name: "MirageCrunchTests",
             dependencies: ["mirage-crunch"],
+            exclude: ["Fixture"],
             swiftSettings: strict
         ),
     ]

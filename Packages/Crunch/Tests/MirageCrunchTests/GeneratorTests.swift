@@ -89,3 +89,27 @@ import Testing
         #expect(throws: CrunchError.self) { try parse(["in", "out", "--type-name", "F"], environment: ["SOURCE_DATE_EPOCH": "soon"]) }
     }
 }
+
+/// Scripts/embedded/programs/MirageDevices/CrunchedFixture.swift is the
+/// tool's output for the Fixture folder here, checked in so that
+/// Scripts/check-embedded compiles and runs real generated code as Embedded
+/// Swift. This keeps it equal to what the generator writes today.
+@Suite struct EmbeddedFixtureTests {
+    static let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    static let fixture = here.appendingPathComponent("Fixture")
+    static let checkedIn = here.appendingPathComponent("../../../../Scripts/embedded/programs/MirageDevices/CrunchedFixture.swift")
+
+    @Test func checkedInOutputMatchesTheGenerator() throws {
+        // Clamped like SOURCE_DATE_EPOCH=1700000000: a checkout's mtimes are
+        // later, so the times, and the text, are the same on every machine.
+        let inputs = try Generator.collect(Self.fixture, times: .fromFiles(clamp: 1_700_000_000))
+        let expected = Generator.source(typeName: "CrunchedFixture", access: "internal", folderName: "Fixture", inputs: inputs)
+        let actual = try String(contentsOf: Self.checkedIn, encoding: .utf8)
+        #expect(actual == expected, """
+            regenerate with: SOURCE_DATE_EPOCH=1700000000 swift run mirage-crunch \
+            Packages/Crunch/Tests/MirageCrunchTests/Fixture \
+            Scripts/embedded/programs/MirageDevices/CrunchedFixture.swift --type-name CrunchedFixture
+            """)
+        #expect(inputs.map { $0.key } == ["img/dot.bin", "index.html", "slides/1.html", "style.css"])
+    }
+}

@@ -377,22 +377,20 @@ func checkKeyValue(_ r: Report) {
     r.expect(console.lines == ["kv ok"], "MemoryConsole")
 }
 
-/// A table shaped like `mirage-crunch` output: base64 in StaticStrings.
-let compiledFiles = [
-    CompiledFile("index.html", base64: "PGgxPmhpPC9oMT4=", lastModified: 1_700_000_100),
-    CompiledFile("slides/1.html", base64: "MQ=="),
-    CompiledFile("style.css", base64: "Ym9keXt9", lastModified: 1_700_000_000),
-]
-
+/// `CrunchedFixture` is real `mirage-crunch` output (CrunchedFixture.swift,
+/// kept equal to the generator's by MirageCrunchTests), so this checks that
+/// what the tool writes compiles and runs as Embedded Swift.
 func checkCompiledKeyValue(_ r: Report) {
-    let store = CompiledKeyValueStore(compiledFiles)
-    r.expect(store.keys(withPrefix: "s") == ["slides/1.html", "style.css"], "compiled KV keys")
+    let store = CrunchedFixture.makeStore()
+    r.expect(store.keys(withPrefix: "") == ["img/dot.bin", "index.html", "slides/1.html", "style.css"], "compiled KV keys")
+    r.expect(store.keys(withPrefix: "s") == ["slides/1.html", "style.css"], "compiled KV keys by prefix")
     do throws(DeviceError) {
         let v = try store.value(of: "index.html")
         r.expect(v == Array("<h1>hi</h1>".utf8), "compiled KV value")
         let n = try store.read("style.css", offset: 4, length: 2) { span in Int(span[0]) + Int(span[1]) }
         r.expect(n == Int(UInt8(ascii: "{")) + Int(UInt8(ascii: "}")), "compiled KV read slice")
         r.mix(UInt64(n))
+        r.expect(try store.value(of: "img/dot.bin") == [0x00, 0xff, 0x80], "compiled KV binary value")
     } catch {
         r.expect(false, "compiled KV read threw")
     }
@@ -407,9 +405,9 @@ func checkCompiledKeyValue(_ r: Report) {
         (kv.lastModified(of: key)?.seconds ?? -1, kv.digest(of: key) ?? "")
     }
     let (seconds, digest) = metadata(store, "index.html")
-    r.expect(seconds == 1_700_000_100, "compiled KV lastModified")
+    r.expect(seconds == 1_700_000_000, "compiled KV lastModified")
     r.expect(digest == ContentDigest.of(Array("<h1>hi</h1>".utf8)) && digest.utf8.count == 16, "compiled KV digest")
-    r.expect(metadata(store, "slides/1.html").0 == -1, "compiled KV no lastModified")
+    r.expect(metadata(store, "missing") == (-1, ""), "compiled KV no metadata for a missing key")
     r.expect(metadata(MemoryKeyValueStore(), "x") == (-1, ""), "memory KV no metadata")
     r.mix(digest)
     do throws(DeviceError) {
