@@ -23,6 +23,9 @@ let package = Package(
         .library(name: "MirageHTTP", targets: ["MirageHTTP"]),
         .library(name: "MirageEcho", targets: ["MirageEcho"]),
         .executable(name: "mirage-echo", targets: ["mirage-echo"]),
+        .executable(name: "mirage-crunch", targets: ["mirage-crunch"]),
+        .plugin(name: "MirageCrunchPlugin", targets: ["MirageCrunchPlugin"]),
+        .library(name: "MirageWWWSite", targets: ["MirageWWWSite"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -98,6 +101,27 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Crunch: a folder compiled into the program as a key-value store
+        // (a host tool and its build plugin; the generated code is a core's).
+        .executableTarget(
+            name: "mirage-crunch",
+            path: "Packages/Crunch/Sources/mirage-crunch",
+            swiftSettings: strict
+        ),
+        .plugin(
+            name: "MirageCrunchPlugin",
+            capability: .buildTool(),
+            dependencies: ["mirage-crunch"],
+            path: "Packages/Crunch/Plugins/MirageCrunchPlugin"
+        ),
+        .testTarget(
+            name: "MirageCrunchTests",
+            dependencies: ["mirage-crunch"],
+            path: "Packages/Crunch/Tests/MirageCrunchTests",
+            exclude: ["Fixture"],
+            swiftSettings: strict
+        ),
+
         // Examples: portable logic as a library, a Linux main beside it.
         .target(
             name: "MirageEcho",
@@ -112,6 +136,23 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/echo/Sources/mirage-echo",
+            swiftSettings: strict
+        ),
+
+        // The slide deck mirage-www serves, compiled in by MirageCrunchPlugin
+        // from its Site folder.
+        .target(
+            name: "MirageWWWSite",
+            dependencies: ["MirageDevices"],
+            path: "Examples/www/Sources/MirageWWWSite",
+            exclude: ["Site"],
+            swiftSettings: strict,
+            plugins: ["MirageCrunchPlugin"]
+        ),
+        .testTarget(
+            name: "MirageWWWSiteTests",
+            dependencies: ["MirageWWWSite", "MirageDevices"],
+            path: "Examples/www/Tests/MirageWWWSiteTests",
             swiftSettings: strict
         ),
 

@@ -28,6 +28,10 @@ public enum DeviceError: Error, Equatable, Sendable {
     case keyNotFound(String)
     /// A read past the end of a key-value entry.
     case outOfRange(offset: Int, length: Int, size: Int)
+    /// Text that is not canonical padded base64 (RFC 4648 §4); `offset` is
+    /// that of the first offending character, or the text's length when
+    /// the length is not a multiple of 4.
+    case invalidBase64(offset: Int)
     /// The stack or device does not implement this operation (yet); the
     /// text says which.
     case unsupported(String)

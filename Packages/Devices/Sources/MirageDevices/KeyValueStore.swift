@@ -1,5 +1,14 @@
 /// A read-only key-value store: the files a unikernel serves (compiled into
 /// the image, read from a block device, or from a directory on Linux).
+///
+/// Keys are relative paths with `/` separators (`index.html`,
+/// `slides/2.html`). Besides the bytes, a store may know two facts about a
+/// value that an HTTP server turns into `Last-Modified` and `ETag`:
+/// `lastModified(of:)` and `digest(of:)`. Both are requirements with a
+/// default implementation returning nil, so a store that does not know
+/// need not say anything, and a server generic over `some KeyValueStore`
+/// still reaches the store's own implementation (no dynamic cast, which
+/// Embedded Swift lacks for protocols).
 public protocol KeyValueStore: AnyObject {
     /// The keys, sorted, that start with `prefix`.
     func keys(withPrefix prefix: String) -> [String]
@@ -8,9 +17,21 @@ public protocol KeyValueStore: AnyObject {
     /// Reads `length` bytes at `offset` of the value of `key` and passes
     /// them, borrowed, to `body`. Throws `keyNotFound` or `outOfRange`.
     func read<R>(_ key: String, offset: Int, length: Int, _ body: (Span<UInt8>) -> R) throws(DeviceError) -> R
+    /// When the value of `key` last changed; nil when the store does not
+    /// know, or has no such key. Default: nil.
+    func lastModified(of key: String) -> WallTime?
+    /// A string that changes whenever the value of `key` changes, such as
+    /// `ContentDigest` of its bytes (usable as a strong HTTP entity tag);
+    /// nil when the store does not know, or has no such key. Default: nil.
+    func digest(of key: String) -> String?
 }
 
 extension KeyValueStore {
+    /// Nil: this store keeps no modification times.
+    public func lastModified(of key: String) -> WallTime? { nil }
+    /// Nil: this store keeps no digests.
+    public func digest(of key: String) -> String? { nil }
+
     /// The whole value of `key`, copied.
     public func value(of key: String) throws(DeviceError) -> [UInt8] {
         let n = try size(of: key)
@@ -49,6 +70,11 @@ public final class MemoryKeyValueStore: KeyValueStore {
             throw .outOfRange(offset: offset, length: length, size: v.count)
         }
         return body(v.span.extracting(offset..<(offset + length)))
+    }
+
+    /// `ContentDigest` of the value, computed on each call.
+    public func digest(of key: String) -> String? {
+        entries[key].map { ContentDigest.of($0) }
     }
 }
 

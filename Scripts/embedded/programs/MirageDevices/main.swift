@@ -1,7 +1,7 @@
 // Embedded check program for MirageDevices (Scripts/check-embedded).
 //
 // Instantiates the core's types (addresses, time, timers, entropy, key-value
-// store, MemoryNetwork, PcapInterface, FaultInjector) over fake devices and a
+// store, compiled key-value store, MemoryNetwork, PcapInterface, FaultInjector) over fake devices and a
 // fake stack, so that the generic code is specialised under Embedded Swift,
 // and checks the results: `mirage_main` returns the number of failed checks (0 = pass) and
 // prints a digest of the values it saw, so nothing is optimised away.
@@ -377,6 +377,47 @@ func checkKeyValue(_ r: Report) {
     r.expect(console.lines == ["kv ok"], "MemoryConsole")
 }
 
+/// `CrunchedFixture` is real `mirage-crunch` output (CrunchedFixture.swift,
+/// kept equal to the generator's by MirageCrunchTests), so this checks that
+/// what the tool writes compiles and runs as Embedded Swift.
+func checkCompiledKeyValue(_ r: Report) {
+    let store = CrunchedFixture.makeStore()
+    r.expect(store.keys(withPrefix: "") == ["img/dot.bin", "index.html", "slides/1.html", "style.css"], "compiled KV keys")
+    r.expect(store.keys(withPrefix: "s") == ["slides/1.html", "style.css"], "compiled KV keys by prefix")
+    do throws(DeviceError) {
+        let v = try store.value(of: "index.html")
+        r.expect(v == Array("<h1>hi</h1>".utf8), "compiled KV value")
+        let n = try store.read("style.css", offset: 4, length: 2) { span in Int(span[0]) + Int(span[1]) }
+        r.expect(n == Int(UInt8(ascii: "{")) + Int(UInt8(ascii: "}")), "compiled KV read slice")
+        r.mix(UInt64(n))
+        r.expect(try store.value(of: "img/dot.bin") == [0x00, 0xff, 0x80], "compiled KV binary value")
+    } catch {
+        r.expect(false, "compiled KV read threw")
+    }
+    do throws(DeviceError) {
+        _ = try store.read("slides/1.html", offset: 1, length: 1) { $0.count }
+        r.expect(false, "compiled KV out of range must throw")
+    } catch {
+        r.expect(error == .outOfRange(offset: 1, length: 1, size: 1), "compiled KV outOfRange")
+    }
+    // Metadata through the protocol, as a generic HTTP handler sees it.
+    func metadata(_ kv: some KeyValueStore, _ key: String) -> (Int64, String) {
+        (kv.lastModified(of: key)?.seconds ?? -1, kv.digest(of: key) ?? "")
+    }
+    let (seconds, digest) = metadata(store, "index.html")
+    r.expect(seconds == 1_700_000_000, "compiled KV lastModified")
+    r.expect(digest == ContentDigest.of(Array("<h1>hi</h1>".utf8)) && digest.utf8.count == 16, "compiled KV digest")
+    r.expect(metadata(store, "missing") == (-1, ""), "compiled KV no metadata for a missing key")
+    r.expect(metadata(MemoryKeyValueStore(), "x") == (-1, ""), "memory KV no metadata")
+    r.mix(digest)
+    do throws(DeviceError) {
+        _ = try Base64.decode("Zm9=" as StaticString)
+        r.expect(false, "non-canonical base64 must throw")
+    } catch {
+        r.expect(error == .invalidBase64(offset: 2), "base64 error offset")
+    }
+}
+
 func checkNetworkInterface(_ r: Report) {
     let a = FakeInterface(mac: MACAddress(0x02, 0, 0, 0, 0, 0x0a), ringCapacity: 2)
     let b = FakeInterface(mac: MACAddress(0x02, 0, 0, 0, 0, 0x0b))
@@ -600,6 +641,7 @@ public func mirageMain() -> Int32 {
     checkTimers(r)
     checkEntropy(r)
     checkKeyValue(r)
+    checkCompiledKeyValue(r)
     checkNetworkInterface(r)
     checkStack(r)
     checkMemoryNetwork(r)

@@ -1,0 +1,166 @@
+import Foundation
+
+/// One file found under the input folder.
+struct CrunchInput: Equatable {
+    /// The key: the path relative to the folder, `/`-separated.
+    var key: String
+    /// The file's bytes.
+    var bytes: [UInt8]
+    /// Whole seconds since the epoch, or nil when not recorded.
+    var lastModified: Int64?
+}
+
+/// What goes wrong while crunching a folder.
+struct CrunchError: Error, CustomStringConvertible, Equatable {
+    /// Says what and where.
+    var description: String
+}
+
+/// Where modification times come from.
+enum ModificationTimes: Equatable {
+    /// Each file's own mtime, clamped to `clamp` when given (the
+    /// reproducible-builds `SOURCE_DATE_EPOCH` convention).
+    case fromFiles(clamp: Int64?)
+    /// Not recorded: the store's `lastModified(of:)` returns nil.
+    case omitted
+}
+
+/// Turns a folder into the Swift source of a `CompiledKeyValueStore`.
+enum Generator {
+    /// Every regular file under `folder`, sorted by key. Names starting
+    /// with `.` (files and folders) are skipped; symbolic links to files are
+    /// read through, symbolic links to folders are refused (a loop would
+    /// never end, and a link out of the folder is rarely meant).
+    static func collect(_ folder: URL, times: ModificationTimes) throws(CrunchError) -> [CrunchInput] {
+        var out: [CrunchInput] = []
+        try walk(folder, prefix: "", times: times, into: &out)
+        return out.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+    }
+
+    private static func walk(_ dir: URL, prefix: String, times: ModificationTimes, into out: inout [CrunchInput]) throws(CrunchError) {
+        let fm = FileManager.default
+        let names: [String]
+        do {
+            names = try fm.contentsOfDirectory(atPath: dir.path)
+        } catch {
+            throw CrunchError(description: "cannot list \(dir.path): \(error.localizedDescription)")
+        }
+        for name in names.sorted() where !name.hasPrefix(".") {
+            let url = dir.appendingPathComponent(name)
+            let key = prefix + name
+            let attributes: [FileAttributeKey: Any]
+            do {
+                attributes = try fm.attributesOfItem(atPath: url.path)
+            } catch {
+                throw CrunchError(description: "cannot stat \(url.path): \(error.localizedDescription)")
+            }
+            var type = attributes[.type] as? FileAttributeType
+            if type == .typeSymbolicLink {
+                var isDirectory: ObjCBool = false
+                guard fm.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+                    throw CrunchError(description: "\(url.path): dangling symbolic link")
+                }
+                if isDirectory.boolValue {
+                    throw CrunchError(description: "\(url.path): symbolic link to a folder (not followed)")
+                }
+                type = .typeRegular
+            }
+            switch type {
+            case .typeDirectory?:
+                try walk(url, prefix: key + "/", times: times, into: &out)
+            case .typeRegular?:
+                let data: Data
+                do {
+                    data = try Data(contentsOf: url)
+                } catch {
+                    throw CrunchError(description: "cannot read \(url.path): \(error.localizedDescription)")
+                }
+                out.append(CrunchInput(key: key, bytes: [UInt8](data), lastModified: try mtime(of: url, times)))
+            default:
+                throw CrunchError(description: "\(url.path): not a regular file or folder")
+            }
+        }
+    }
+
+    private static func mtime(of url: URL, _ times: ModificationTimes) throws(CrunchError) -> Int64? {
+        guard case .fromFiles(let clamp) = times else { return nil }
+        // Follows a symbolic link: the time of the content, not of the link.
+        let date: Date
+        do {
+            let values = try url.resolvingSymlinksInPath().resourceValues(forKeys: [.contentModificationDateKey])
+            guard let d = values.contentModificationDate else {
+                throw CrunchError(description: "\(url.path): no modification time")
+            }
+            date = d
+        } catch let error as CrunchError {
+            throw error
+        } catch {
+            throw CrunchError(description: "cannot stat \(url.path): \(error.localizedDescription)")
+        }
+        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+        if let clamp { return min(seconds, clamp) }
+        return seconds
+    }
+
+    /// The Swift source: an `access enum typeName` with `files` (the table)
+    /// and `makeStore()`. Depends only on `inputs` and the options, so the
+    /// same folder always gives the same text.
+    static func source(typeName: String, access: String, folderName: String, inputs: [CrunchInput]) -> String {
+        let total = inputs.reduce(0) { $0 + $1.bytes.count }
+        var s = """
+        // Generated by mirage-crunch from the folder \(literal(folderName)): \
+        \(inputs.count) file\(inputs.count == 1 ? "" : "s"), \(total) bytes. Do not edit.
+        import MirageDevices
+
+        /// The files of \(literal(folderName)), compiled into the program.
+        \(access) enum \(typeName) {
+            /// A store holding the files, decoded; make it once and keep it
+            /// (each call decodes every file again).
+            \(access) static func makeStore() -> CompiledKeyValueStore {
+                CompiledKeyValueStore(files)
+            }
+
+            /// The files as compiled in: base64 in string literals, which
+            /// the compiler handles far faster than byte-array literals.
+            \(access) static var files: [CompiledFile] {
+                [
+
+        """
+        for input in inputs {
+            let time = input.lastModified.map { ", lastModified: \($0)" } ?? ""
+            s += "            CompiledFile(\(literal(input.key)), base64: \"\(Data(input.bytes).base64EncodedString())\"\(time)),\n"
+        }
+        s += """
+                ]
+            }
+        }
+
+        """
+        return s
+    }
+
+    /// `text` as a Swift string literal.
+    static func literal(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case " "..."~": out.unicodeScalars.append(scalar)
+            default:
+                // Control characters, and everything else too: the
+                // generated file stays ASCII.
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            }
+        }
+        return out + "\""
+    }
+
+    /// Whether `name` can be the generated type's name.
+    static func isIdentifier(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first == "_" || first.properties.isAlphabetic && first.isASCII else {
+            return false
+        }
+        return name.unicodeScalars.allSatisfy { $0.isASCII && ($0 == "_" || $0.properties.isAlphabetic || ("0"..."9").contains($0)) }
+    }
+}
