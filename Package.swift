@@ -21,11 +21,14 @@ let package = Package(
         .library(name: "MirageTCPIP", targets: ["MirageTCPIP"]),
         .library(name: "MirageCommandLine", targets: ["MirageCommandLine"]),
         .library(name: "MirageHTTP", targets: ["MirageHTTP"]),
+        .library(name: "MirageHTTPAsync", targets: ["MirageHTTPAsync"]),
         .library(name: "MirageEcho", targets: ["MirageEcho"]),
         .executable(name: "mirage-echo", targets: ["mirage-echo"]),
         .executable(name: "mirage-crunch", targets: ["mirage-crunch"]),
         .plugin(name: "MirageCrunchPlugin", targets: ["MirageCrunchPlugin"]),
         .library(name: "MirageWWWSite", targets: ["MirageWWWSite"]),
+        .library(name: "MirageWWW", targets: ["MirageWWW"]),
+        .executable(name: "mirage-www", targets: ["mirage-www"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -121,6 +124,13 @@ let package = Package(
             exclude: ["Fixture"],
             swiftSettings: strict
         ),
+        // The async/await front of MirageHTTP's server (Linux: the loop is the executor).
+        .target(
+            name: "MirageHTTPAsync",
+            dependencies: ["MirageHTTP", "MirageDevices", "MiragePlatform"],
+            path: "Packages/HTTP/Sources/MirageHTTPAsync",
+            swiftSettings: strict
+        ),
 
         // Examples: portable logic as a library, a Linux main beside it.
         .target(
@@ -155,6 +165,21 @@ let package = Package(
             path: "Examples/www/Tests/MirageWWWSiteTests",
             swiftSettings: strict
         ),
+        .target(
+            name: "MirageWWW",
+            dependencies: ["MirageDevices", "MirageHTTP"],
+            path: "Examples/www/Sources/MirageWWW",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "mirage-www",
+            dependencies: [
+                "MirageWWW", "MirageWWWSite", "MirageHTTP", "MiragePlatform", "MirageCommandLine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/www/Sources/mirage-www",
+            swiftSettings: strict
+        ),
 
         // Cross-package and interop tests, and the namespace harness.
         .target(
@@ -164,7 +189,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MirageInteropTests",
-            dependencies: ["MirageTestNetwork", "MirageDevices", "MiragePlatform", "MirageEcho", "MirageTCPIP"],
+            dependencies: ["MirageTestNetwork", "MirageDevices", "MiragePlatform", "MirageEcho", "MirageTCPIP", "MirageHTTP", "MirageHTTPAsync", "MirageWWW"],
             path: "Tests/InteropTests",
             swiftSettings: strict
         ),

@@ -322,7 +322,13 @@ struct EchoTests {
 /// Where `mirage-echo` was built: beside the test bundle (works with any
 /// `--scratch-path`), else in the package's default `.build` folders.
 enum EchoBinary {
-    static let path: String? = {
+    static let path: String? = ExampleBinary.path("mirage-echo")
+}
+
+/// The example programs, found next to the test binary or in the
+/// package's build folders.
+enum ExampleBinary {
+    static func path(_ name: String) -> String? {
         var directories: [String] = []
         if let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             directories.append((executable as NSString).deletingLastPathComponent)
@@ -330,16 +336,19 @@ enum EchoBinary {
         if let first = CommandLine.arguments.first {
             directories.append((first as NSString).deletingLastPathComponent)
         }
-        // Tests/InteropTests/EchoTests.swift → the package root.
-        let root = ((#filePath as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
-        let packageRoot = (root as NSString).deletingLastPathComponent
         directories.append(packageRoot + "/.build/debug")
         directories.append(packageRoot + "/.build/release")
         for directory in directories {
-            let candidate = directory + "/mirage-echo"
+            let candidate = directory + "/" + name
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         return nil
+    }
+
+    /// Tests/InteropTests/EchoTests.swift → the package root.
+    static let packageRoot: String = {
+        let tests = ((#filePath as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+        return (tests as NSString).deletingLastPathComponent
     }()
 }
 

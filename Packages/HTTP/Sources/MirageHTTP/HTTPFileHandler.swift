@@ -15,8 +15,6 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
     public var responder: (any HTTPResponder)?
     /// Bytes read from the store per `writeBody`.
     public var chunkSize = 64 * 1024
-    /// Modification times, seconds since the epoch, when the store has them.
-    public var lastModified: ((String) -> Int64?)?
     /// Requests answered, by status class (index 1…5).
     public private(set) var answered: [Int] = [0, 0, 0, 0, 0, 0]
 
@@ -232,35 +230,24 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
 
     // MARK: Validators
 
-    /// The validators and type of `key`, computed on first use (and again
-    /// if its size changes: a directory store may be edited meanwhile).
+    /// The validators and type of `key`, computed on first use and again
+    /// when the store says the value changed (a directory being edited).
     private func info(_ key: String, size: Int) -> FileInfo {
-        if let known = infos[key], known.size == size, lastModified == nil || known.modified == lastModified?(key) {
-            return known
-        }
-        let modified = lastModified?(key)
+        let modified = store.lastModified(of: key)?.seconds
+        if let known = infos[key], known.size == size, known.modified == modified { return known }
         let info = FileInfo(size: size, etag: entityTag(key, size: size), modified: modified,
                             modifiedText: modified.map(HTTPDate.format), contentType: ContentType.forKey(key))
         infos[key] = info
         return info
     }
 
-    /// A strong entity tag from the content (FNV-1a, 64 bits) and size.
+    /// A strong entity tag: the store's digest of the value, or one
+    /// computed here (`ContentDigest`), with the size.
     private func entityTag(_ key: String, size: Int) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        var offset = 0
-        while offset < size {
-            let n = min(64 * 1024, size - offset)
-            _ = try? store.read(key, offset: offset, length: n) { span in
-                for i in span.indices {
-                    hash = (hash ^ UInt64(span[i])) &* 0x0000_0100_0000_01B3
-                }
-            }
-            offset += n
-        }
-        var hex: [UInt8] = []
-        ASCII.appendHex(Int(truncatingIfNeeded: hash >> 4), to: &hex)
-        return "\"" + String(decoding: hex, as: UTF8.self) + "-" + String(size) + "\""
+        let digest = store.digest(of: key)
+            ?? (try? store.read(key, offset: 0, length: size) { ContentDigest.of($0) })
+            ?? "0"
+        return "\"" + digest + "-" + String(size) + "\""
     }
 
     /// Whether `list` (an If-None-Match or If-Match value) names `etag`;

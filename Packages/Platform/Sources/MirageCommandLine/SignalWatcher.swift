@@ -9,7 +9,7 @@ import Synchronization
 /// The signals' default actions are turned off and Dispatch sources watch
 /// them on a queue of their own; the first one remembers the signal and
 /// calls `loop.stop()`, which any thread may call.
-final class SignalWatcher {
+public final class SignalWatcher {
     private var sources: [any DispatchSourceSignal]
     private let state = State()
     private let queue: DispatchQueue
@@ -21,8 +21,8 @@ final class SignalWatcher {
     }
 
     /// Watches `signals` for `loop`.
-    init(loop: EventLoop, signals: [Int32]) {
-        let queue = DispatchQueue(label: "mirage-echo.signals")
+    public init(loop: EventLoop, signals: [Int32]) {
+        let queue = DispatchQueue(label: "mirage.signals")
         self.queue = queue
         self.loop = loop
         var sources: [any DispatchSourceSignal] = []
@@ -43,7 +43,7 @@ final class SignalWatcher {
 
     /// Runs `report` on the loop's thread each time `number` arrives
     /// (SIGUSR1: print a status line without stopping).
-    func onSignal(_ number: Int32, report: @escaping () -> Void) {
+    public func onSignal(_ number: Int32, report: @escaping () -> Void) {
         Glibc.signal(number, SIG_IGN)
         let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
         let work = LoopOnly(report)
@@ -56,13 +56,13 @@ final class SignalWatcher {
     }
 
     /// The first signal received, if any.
-    var received: Int32? {
+    public var received: Int32? {
         let value = state.first.load(ordering: .relaxed)
         return value == 0 ? nil : value
     }
 
     /// Stops watching.
-    func close() {
+    public func close() {
         for source in sources { source.cancel() }
     }
 }
