@@ -171,7 +171,7 @@ struct HTTPInteropTests {
                 return HTTPResponse(text: text)
             }
         }
-        let endpoint = try #require(try waitAsync { try await server.listen(port: 0, address: .v4(.loopback)) })
+        let endpoint = try #require(try waitAsync { try await server.listen(port: 0, address: .v4(.loopback)) } ?? nil)
         let out = try runCommand([
             "curl", "-sS", "--max-time", "20", "-w", " %{http_code}\\n", "http://\(endpoint)/hello?x=1",
             "--next", "-w", " %{http_code}\\n", "--data-binary", "12345", "http://\(endpoint)/post",
@@ -278,8 +278,9 @@ struct HTTPInteropTests {
         try withEchoServer { server in
             let socket = try KernelSocket(connectingTo: server.endpoint, timeoutSeconds: 5)
             defer { socket.close() }
-            try socket.sendAll(Array("POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\none"
-                + "POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\ntwo".utf8))
+            let requests = "POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\none"
+                + "POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\ntwo"
+            try socket.sendAll(Array(requests.utf8))
             var buffered: [UInt8] = []
             let first = try readResponse(socket, buffered: &buffered)
             let second = try readResponse(socket, buffered: &buffered)
@@ -397,7 +398,7 @@ private func siteFiles() throws -> [String] {
     var files: [String] = []
     while let path = enumerator.nextObject() as? String {
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: siteDirectory + "/" + path, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: siteDirectory + "/" + path, isDirectory: &isDirectory)
         if !isDirectory.boolValue && !(path as NSString).lastPathComponent.hasPrefix(".") { files.append(path) }
     }
     return files.sorted()
@@ -565,7 +566,7 @@ private func readUntilClosed(_ socket: KernelSocket) throws -> (closed: Bool, by
 
 /// The value of field `name` in a response head printed by curl or read raw.
 private func field(_ name: String, in head: String) -> String? {
-    for line in head.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) {
+    for line in head.split(whereSeparator: { $0.isNewline }) {
         let parts = line.split(separator: ":", maxSplits: 1)
         if parts.count == 2, parts[0].lowercased() == name.lowercased() {
             return parts[1].trimmingCharacters(in: .whitespaces)
