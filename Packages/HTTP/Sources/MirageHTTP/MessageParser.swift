@@ -239,7 +239,12 @@ struct MessageParser: Sendable {
                 }
                 lineStart = scan + 1
             } else if b == ASCII.cr {
-                if scan + 1 < count && buffer[scan + 1] != ASCII.lf { throw .bareCarriageReturn }
+                // A CR last in the buffer waits for the next byte: scanning
+                // on would let a bare CR through when the bytes arrive split
+                // right after it, and the field parser takes every CR for a
+                // line end.
+                guard scan + 1 < count else { return nil }
+                if buffer[scan + 1] != ASCII.lf { throw .bareCarriageReturn }
             }
             scan += 1
             if scan - lineStart > lineLimit(isHead: isHead) {
