@@ -516,8 +516,12 @@ struct MessageParser: Sendable {
         if l.hasTransferEncoding {
             if l.contentLength != nil { throw .contentLengthWithTransferEncoding }
             if head.version.minor == 0 { throw .transferEncodingInHTTP10 }
+            // chunked twice or not last cannot be framed (400, RFC 9112 §6.3
+            // rule 4) whatever the other codings are; only then is an
+            // unknown coding a 501 (§6.1).
+            if l.chunkedCount > 1 || (l.chunkedCount == 1 && !l.chunkedIsLast) { throw .invalidTransferEncoding }
             if l.otherCodings { throw .unsupportedTransferCoding }
-            if l.chunkedCount != 1 || !l.chunkedIsLast { throw .invalidTransferEncoding }
+            if l.chunkedCount != 1 { throw .invalidTransferEncoding }
             return .chunked
         }
         return .length(l.contentLength ?? 0)
