@@ -9,6 +9,13 @@ public struct HTTPExchange: Hashable, Sendable, CustomStringConvertible {
     /// The exchange's number on that connection, from 1.
     public var number: UInt64
 
+    /// An exchange handle, for responders other than `HTTPServer` (a test
+    /// double, a TLS-wrapped server) that number exchanges themselves.
+    public init(connection: ConnectionID, number: UInt64) {
+        self.connection = connection
+        self.number = number
+    }
+
     public var description: String { "\(connection)/\(number)" }
 }
 
