@@ -242,13 +242,15 @@ public struct HTTPServerConnection: Sendable {
     }
 
     /// Marks the connection failed: an error response if one is due and
-    /// none has started, then close.
+    /// the current request has none yet, then close. (`done` means the
+    /// request was answered early and its body was being discarded: a
+    /// second response would answer a request never sent.)
     private mutating func fail(_ error: HTTPError) {
         reading = .stopped
         closeAfterOutput = true
         headerDeadline = nil
         idleDeadline = nil
-        guard let status = error.status, writing == .idle || writing == .done else {
+        guard let status = error.status, writing == .idle else {
             if case .body = writing { abortRequested = true }
             return
         }
