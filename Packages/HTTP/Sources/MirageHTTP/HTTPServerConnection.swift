@@ -225,6 +225,8 @@ public struct HTTPServerConnection: Sendable {
         requestVersion = head.version
         requestIsHead = head.method == .head
         requestKeepAlive = head.keepAlive
+        // The last request allowed: its response says close (RFC 9112 §9.6).
+        if let limit = configuration.maximumRequestsPerConnection, requestsSeen >= limit { requestKeepAlive = false }
         writing = .idle
         discardingBody = false
         continuePending = false
