@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "MirageDevices", targets: ["MirageDevices"]),
         .library(name: "MiragePlatform", targets: ["MiragePlatform"]),
         .library(name: "MirageTCPIP", targets: ["MirageTCPIP"]),
+        .library(name: "MirageHTTP", targets: ["MirageHTTP"]),
         .library(name: "MirageCommandLine", targets: ["MirageCommandLine"]),
         .library(name: "MirageEcho", targets: ["MirageEcho"]),
         .executable(name: "mirage-echo", targets: ["mirage-echo"]),
@@ -51,6 +52,21 @@ let package = Package(
             name: "MirageTCPIPTests",
             dependencies: ["MirageTCPIP", "MirageDevices"],
             path: "Packages/TCPIP/Tests/MirageTCPIPTests",
+            exclude: ["Corpus"],
+            swiftSettings: strict
+        ),
+
+        // HTTP: HTTP/1.1 parser, serializer, server connection and file handler.
+        .target(
+            name: "MirageHTTP",
+            dependencies: ["MirageDevices"],
+            path: "Packages/HTTP/Sources/MirageHTTP",
+            swiftSettings: core
+        ),
+        .testTarget(
+            name: "MirageHTTPTests",
+            dependencies: ["MirageHTTP", "MirageDevices"],
+            path: "Packages/HTTP/Tests/MirageHTTPTests",
             exclude: ["Corpus"],
             swiftSettings: strict
         ),
