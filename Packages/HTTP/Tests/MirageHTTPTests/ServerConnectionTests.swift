@@ -261,6 +261,23 @@ struct ServerConnectionTests {
         #expect(d.connection.shouldClose)
     }
 
+    @Test("an error in a HEAD request's body: the error response has no body")
+    func headErrorResponse() {
+        var d = ConnectionDriver()
+        d.receive("HEAD /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n")
+        #expect(d.events().last == .failed(.invalidChunkSize))
+        #expect(d.output() == "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 16\r\nConnection: close\r\n\r\n")
+        #expect(d.connection.shouldClose)
+        // After a HEAD was answered, a bad next request gets a full error response.
+        var next = ConnectionDriver()
+        next.receive("HEAD /x HTTP/1.1\r\nHost: h\r\n\r\n")
+        _ = next.events()
+        try? next.respond(200)
+        next.receive("BAD\r\n\r\n")
+        #expect(next.events() == [.failed(.malformedStartLine)])
+        #expect(next.output().hasSuffix("\r\n\r\n400 Bad Request\n"))
+    }
+
     @Test("an early response: the rest of the body is discarded and the next request served")
     func earlyResponse() throws {
         var d = ConnectionDriver()
