@@ -50,7 +50,7 @@ public enum HTTPDate {
         let span = bytes.span
         // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
         if bytes.count == 29, bytes[3] == ASCII.comma, bytes[4] == ASCII.space {
-            return build(span, day: 5, month: 8, year: 12, yearDigits: 4, time: 17, gmt: 25)
+            return build(span, day: 5, month: 8, year: 12, yearDigits: 4, time: 17, gmt: 26)
         }
         // asctime: "Sun Nov  6 08:49:37 1994"
         if bytes.count == 24, bytes[3] == ASCII.space {

@@ -9,6 +9,13 @@ public struct HTTPExchange: Hashable, Sendable, CustomStringConvertible {
     /// The exchange's number on that connection, from 1.
     public var number: UInt64
 
+    /// An exchange handle, for responders other than `HTTPServer` (a test
+    /// double, a TLS-wrapped server) that number exchanges themselves.
+    public init(connection: ConnectionID, number: UInt64) {
+        self.connection = connection
+        self.number = number
+    }
+
     public var description: String { "\(connection)/\(number)" }
 }
 
@@ -97,6 +104,9 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
         var paused = false
         var handlerWaitsForRoom = false
         var closed = false
+        /// The current exchange was handed to the handler and its response
+        /// is not finished: the handler must hear if it is cut short.
+        var exchangeOpen = false
         init(_ connection: HTTPServerConnection) { self.connection = connection }
     }
 
@@ -200,6 +210,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
         let session = try current(exchange)
         try session.connection.finishResponse(trailers: trailers, now: clock.now())
         statistics.responses += 1
+        session.exchangeOpen = false
         session.handlerWaitsForRoom = false
         process(exchange.connection, session)
     }
@@ -273,7 +284,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
             timers.cancel(t)
             timerOwners[t] = nil
         }
-        let inProgress = session.connection.isResponding || session.connection.awaitsResponse
+        let inProgress = session.exchangeOpen
         session.closed = true
         if inProgress {
             statistics.aborted += 1
@@ -305,6 +316,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
             switch event {
             case .request(let head):
                 session.exchange += 1
+                session.exchangeOpen = true
                 statistics.requests += 1
                 handler.requestReceived(head, exchange: HTTPExchange(connection: connection, number: session.exchange))
             case .body(let bytes):
@@ -328,7 +340,8 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
                 case .headerTimeout, .bodyTimeout: statistics.timeouts += 1
                 default: break
                 }
-                if session.connection.isResponding || session.connection.awaitsResponse, session.exchange > 0 {
+                if session.exchangeOpen {
+                    session.exchangeOpen = false
                     statistics.aborted += 1
                     handler.exchangeAborted(exchange, error: error)
                 }

@@ -225,6 +225,8 @@ public struct HTTPServerConnection: Sendable {
         requestVersion = head.version
         requestIsHead = head.method == .head
         requestKeepAlive = head.keepAlive
+        // The last request allowed: its response says close (RFC 9112 §9.6).
+        if let limit = configuration.maximumRequestsPerConnection, requestsSeen >= limit { requestKeepAlive = false }
         writing = .idle
         discardingBody = false
         continuePending = false
@@ -242,8 +244,13 @@ public struct HTTPServerConnection: Sendable {
     }
 
     /// Marks the connection failed: an error response if one is due and
-    /// none has started, then close.
+    /// the current request has none yet, then close. (`done` means the
+    /// request was answered early and its body was being discarded: a
+    /// second response would answer a request never sent.)
     private mutating func fail(_ error: HTTPError) {
+        // The error answers the current request when its body was being
+        // read; a HEAD request's answer has no body (RFC 9110 §9.3.2).
+        let answersHead = requestIsHead && reading == .body
         reading = .stopped
         closeAfterOutput = true
         headerDeadline = nil
@@ -254,21 +261,21 @@ public struct HTTPServerConnection: Sendable {
             if case .body = writing { abortRequested = true }
             return
         }
-        writeErrorResponse(status)
+        writeErrorResponse(status, withBody: !answersHead)
     }
 
     /// The response that was being sent cannot be completed: the
     /// connection must be aborted rather than closed cleanly.
     public private(set) var abortRequested = false
 
-    private mutating func writeErrorResponse(_ status: HTTPStatus) {
+    private mutating func writeErrorResponse(_ status: HTTPStatus, withBody: Bool) {
         var fields = HTTPFields()
         fields.append(name: "Content-Type", value: "text/plain; charset=utf-8")
         let body = status.description + "\n"
         fields.append(name: "Content-Length", value: String(body.utf8.count))
         fields.append(name: "Connection", value: "close")
         HTTPSerializer.writeHead(HTTPResponseHead(status: status, fields: fields), into: &outputBuffer)
-        outputBuffer.append(contentsOf: body.utf8)
+        if withBody { outputBuffer.append(contentsOf: body.utf8) }
         writing = .done
     }
 

@@ -241,7 +241,12 @@ struct MessageParser: Sendable {
                 }
                 lineStart = scan + 1
             } else if b == ASCII.cr {
-                if scan + 1 < count && buffer[scan + 1] != ASCII.lf { throw .bareCarriageReturn }
+                // A CR last in the buffer waits for the next byte: scanning
+                // on would let a bare CR through when the bytes arrive split
+                // right after it, and the field parser takes every CR for a
+                // line end.
+                guard scan + 1 < count else { return nil }
+                if buffer[scan + 1] != ASCII.lf { throw .bareCarriageReturn }
             }
             scan += 1
             if scan - lineStart > lineLimit(isHead: isHead) {
@@ -513,8 +518,12 @@ struct MessageParser: Sendable {
         if l.hasTransferEncoding {
             if l.contentLength != nil { throw .contentLengthWithTransferEncoding }
             if head.version.minor == 0 { throw .transferEncodingInHTTP10 }
+            // chunked twice or not last cannot be framed (400, RFC 9112 §6.3
+            // rule 4) whatever the other codings are; only then is an
+            // unknown coding a 501 (§6.1).
+            if l.chunkedCount > 1 || (l.chunkedCount == 1 && !l.chunkedIsLast) { throw .invalidTransferEncoding }
             if l.otherCodings { throw .unsupportedTransferCoding }
-            if l.chunkedCount != 1 || !l.chunkedIsLast { throw .invalidTransferEncoding }
+            if l.chunkedCount != 1 { throw .invalidTransferEncoding }
             return .chunked
         }
         return .length(l.contentLength ?? 0)
