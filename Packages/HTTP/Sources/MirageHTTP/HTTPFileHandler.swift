@@ -73,9 +73,11 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
             return try plain(exchange, .badRequest, responder: responder)
         }
         guard let key = resolve(path) else {
-            if let dir = directoryRedirect(path) {
+            if directoryRedirect(path) {
+                // The target's own (still encoded) path, so the Location is
+                // as valid a URI reference as the request was.
                 var fields = HTTPFields()
-                fields.append(name: "Location", value: dir)
+                fields.append(name: "Location", value: String(head.path) + "/")
                 return try plain(exchange, .movedPermanently, fields: fields, responder: responder)
             }
             return try plain(exchange, .notFound, responder: responder)
@@ -129,14 +131,21 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
     private func pump(_ exchange: HTTPExchange, responder: any HTTPResponder) throws(HTTPError) {
         while var t = transfers[exchange] {
             let n = min(chunkSize, t.end - t.offset)
-            let more: Bool
+            let written: Result<Bool, HTTPError>
             do throws(DeviceError) {
-                more = try store.read(t.key, offset: t.offset, length: n) { span in
-                    (try? responder.writeBody(exchange, span)) ?? false
+                written = try store.read(t.key, offset: t.offset, length: n) { span in
+                    do throws(HTTPError) { return .success(try responder.writeBody(exchange, span)) } catch { return .failure(error) }
                 }
             } catch {
                 transfers[exchange] = nil
                 throw .device(error)
+            }
+            let more: Bool
+            switch written {
+            case .success(let m): more = m
+            case .failure(let error):
+                transfers[exchange] = nil
+                throw error
             }
             t.offset += n
             if t.offset >= t.end {
@@ -221,11 +230,11 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
         return (try? store.size(of: key)) != nil ? key : nil
     }
 
-    /// `/dir` → `/dir/` when `dir/index.html` exists.
-    private func directoryRedirect(_ path: String) -> String? {
-        guard !path.hasSuffix("/") else { return nil }
+    /// Whether `/dir` should become `/dir/` (`dir/index.html` exists).
+    private func directoryRedirect(_ path: String) -> Bool {
+        guard !path.hasSuffix("/") else { return false }
         let key = String(path.dropFirst()) + "/index.html"
-        return (try? store.size(of: key)) != nil ? path + "/" : nil
+        return (try? store.size(of: key)) != nil
     }
 
     // MARK: Validators

@@ -146,7 +146,10 @@ public struct HTTPServerConnection: Sendable {
     /// Whether the connection wants more bytes now. False while pipelined
     /// bytes beyond the limit wait for a response to finish.
     public var wantsInput: Bool {
-        reading != .stopped && !endOfInput && parser.bufferedCount < configuration.maximumBufferedInput
+        guard reading != .stopped, !endOfInput else { return false }
+        // While a head is read the parser's own limits bound it; the
+        // pipelining bound applies while a request is being answered.
+        return reading == .head || parser.bufferedCount < configuration.maximumBufferedInput
     }
 
     /// The next thing for the application, or nil when the connection
@@ -236,7 +239,7 @@ public struct HTTPServerConnection: Sendable {
             guard ASCII.equalsIgnoringCase(span, head.fields.valueRange(i), "100-continue") else {
                 throw .unsupportedExpectation
             }
-            continuePending = head.version.minor >= 1 && !parser.isIdle
+            continuePending = head.version.minor >= 1 && parser.expectsBody
         }
         reading = .body
         idleDeadline = now + configuration.idleTimeout

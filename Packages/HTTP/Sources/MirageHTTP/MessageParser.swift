@@ -79,6 +79,16 @@ struct MessageParser: Sendable {
         return false
     }
 
+    /// Whether body bytes are still due for the current message (a
+    /// Content-Length not yet reached, or a chunked body).
+    var expectsBody: Bool {
+        switch phase {
+        case .length(let remaining): return remaining > 0
+        case .chunkSize, .chunkData, .chunkEnd, .trailers, .untilClose: return true
+        case .head, .upgraded, .finished: return false
+        }
+    }
+
     /// Whether the current message's body ends only when the connection does.
     var readsUntilClose: Bool {
         if case .untilClose = phase { return true }

@@ -46,6 +46,23 @@ final class RecordingResponder: HTTPResponder {
     }
 }
 
+/// A memory store that knows one modification time for every key.
+final class DatedStore: KeyValueStore {
+    let entries: MemoryKeyValueStore
+    var modified: Int64?
+    init(_ entries: [String: [UInt8]]) { self.entries = MemoryKeyValueStore(entries) }
+    func keys(withPrefix prefix: String) -> [String] { entries.keys(withPrefix: prefix) }
+    func size(of key: String) throws(DeviceError) -> Int { try entries.size(of: key) }
+    func read<R>(_ key: String, offset: Int, length: Int, _ body: (Span<UInt8>) -> R) throws(DeviceError) -> R {
+        try entries.read(key, offset: offset, length: length, body)
+    }
+    func lastModified(of key: String) -> WallTime? {
+        guard (try? entries.size(of: key)) != nil, let modified else { return nil }
+        return WallTime(seconds: modified, nanoseconds: 0)
+    }
+    func digest(of key: String) -> String? { entries.digest(of: key) }
+}
+
 @Suite("Static file handler")
 struct FileHandlerTests {
     static let data: [UInt8] = (0..<50).map { UInt8($0 + 65) }
@@ -53,7 +70,7 @@ struct FileHandlerTests {
     static let modified: Int64 = 784_111_777
 
     final class Fixture {
-        let store = MemoryKeyValueStore([
+        let store = DatedStore([
             "index.html": bytes("<h1>home</h1>"),
             "dir/index.html": bytes("<h1>dir</h1>"),
             "data.bin": FileHandlerTests.data,
@@ -62,14 +79,14 @@ struct FileHandlerTests {
             "big.bin": FileHandlerTests.big,
             "empty.txt": [],
         ])
-        let handler: HTTPFileHandler<MemoryKeyValueStore>
+        let handler: HTTPFileHandler<DatedStore>
         let responder = RecordingResponder()
         var number: UInt64 = 0
 
         init(lastModified: Bool = false) {
+            if lastModified { store.modified = FileHandlerTests.modified }
             handler = HTTPFileHandler(store: store)
             handler.responder = responder
-            if lastModified { handler.lastModified = { _ in FileHandlerTests.modified } }
         }
 
         /// Sends a request; returns its exchange.

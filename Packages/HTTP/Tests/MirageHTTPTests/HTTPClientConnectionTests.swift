@@ -30,8 +30,6 @@ struct ClientTranscript: Equatable {
     }
 }
 
-func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
-
 /// Every way worth trying to cut `count` bytes: whole, one byte at a time,
 /// and every single cut point.
 func chunkings(_ count: Int) -> [[Int]] {
