@@ -194,9 +194,12 @@ func checkServer(_ report: Report) {
     let stack = FakeStack()
     let clock = ManualClock()
     let timers = ManualTimerScheduler(clock: clock)
-    let store = MemoryKeyValueStore(["hello.txt": bytes("hello"), "index.html": bytes("<p>home</p>")])
+    // The compiled-in store, as mirage-www uses it (times and digests included).
+    let store = CompiledKeyValueStore([
+        CompiledFile("hello.txt", base64: "aGVsbG8=", lastModified: 784_111_777),
+        CompiledFile("index.html", base64: "PHA+aG9tZTwvcD4=", lastModified: 784_111_777),
+    ])
     let files = HTTPFileHandler(store: store)
-    files.lastModified = { _ in 784_111_777 }
     let server = HTTPServer(stack: stack, handler: files, timers: timers, clock: clock, wallClock: clock)
     files.responder = server
     let listener: ListenerID
