@@ -102,9 +102,8 @@ public struct HTTPClientConnection: Sendable {
     private var parser: MessageParser
     private var sending: Sending = .idle
     private var receiving: Receiving = .idle
-    /// Bytes to send, from `outputStart` on.
-    private var outputBuffer: [UInt8] = []
-    private var outputStart = 0
+    /// Bytes to send.
+    private var output = OutputQueue()
     /// Framed body bytes held back until 100 Continue.
     private var heldOutput: [UInt8] = []
     private var bodyHeld = false
@@ -194,7 +193,7 @@ public struct HTTPClientConnection: Sendable {
             head.fields.append(name: "Transfer-Encoding", value: "chunked")
             framing = .chunked
         }
-        HTTPSerializer.writeHead(head, into: &outputBuffer)
+        HTTPSerializer.writeHead(head, into: &output.bytes)
         parser.expectResponse(to: head.method)
         requestsSent += 1
         requestChunked = framing == .chunked
@@ -239,13 +238,13 @@ public struct HTTPClientConnection: Sendable {
             throw .misuse("writeBody without a request body in progress")
         case .body(.length(let remaining)):
             guard bytes.count <= remaining else { throw .misuse("body longer than its Content-Length") }
-            if bodyHeld { heldOutput.append(span: bytes) } else { outputBuffer.append(span: bytes) }
+            if bodyHeld { heldOutput.append(span: bytes) } else { output.bytes.append(span: bytes) }
             sending = .body(.length(remaining: remaining - bytes.count))
         case .body(.chunked):
             if bodyHeld {
                 HTTPSerializer.writeChunk(bytes, into: &heldOutput)
             } else {
-                HTTPSerializer.writeChunk(bytes, into: &outputBuffer)
+                HTTPSerializer.writeChunk(bytes, into: &output.bytes)
             }
         }
     }
@@ -273,7 +272,7 @@ public struct HTTPClientConnection: Sendable {
             if bodyHeld {
                 HTTPSerializer.writeLastChunk(trailers: trailers, into: &heldOutput)
             } else {
-                HTTPSerializer.writeLastChunk(trailers: trailers, into: &outputBuffer)
+                HTTPSerializer.writeLastChunk(trailers: trailers, into: &output.bytes)
             }
             sending = .done
             if receiving == .head { headerDeadline = now + configuration.responseHeaderTimeout }
@@ -288,7 +287,7 @@ public struct HTTPClientConnection: Sendable {
         guard bodyHeld else { return }
         bodyHeld = false
         continueDeadline = nil
-        outputBuffer.append(contentsOf: heldOutput)
+        output.bytes.append(contentsOf: heldOutput)
         heldOutput = []
     }
 
@@ -479,29 +478,20 @@ public struct HTTPClientConnection: Sendable {
     // MARK: Output
 
     /// Bytes waiting to be sent.
-    public var outputCount: Int { outputBuffer.count - outputStart }
+    public var outputCount: Int { output.count }
 
     /// Passes the bytes waiting to be sent to `body`, borrowed.
     public func withOutput<R, E: Error>(_ body: (Span<UInt8>) throws(E) -> R) throws(E) -> R {
-        try body(outputBuffer.span.extracting(outputStart..<outputBuffer.count))
+        try output.withUnsent(body)
     }
 
     /// `count` bytes of the output were sent.
     public mutating func consumeOutput(_ count: Int) {
-        precondition(count >= 0 && count <= outputCount, "consumed more output than there is")
-        outputStart += count
-        if outputStart == outputBuffer.count {
-            outputBuffer.removeAll(keepingCapacity: true)
-            outputStart = 0
-        } else if outputStart > 64 * 1024 && outputStart > outputBuffer.count / 2 {
-            outputBuffer.removeSubrange(0..<outputStart)
-            outputStart = 0
-        }
+        output.consume(count)
     }
 
     private mutating func dropOutput() {
-        outputBuffer.removeAll(keepingCapacity: false)
-        outputStart = 0
+        output.drop()
     }
 
     /// Whether the connection should now be closed: no further exchange

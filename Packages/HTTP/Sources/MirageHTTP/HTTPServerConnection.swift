@@ -91,9 +91,8 @@ public struct HTTPServerConnection: Sendable {
     private var parser: MessageParser
     private var reading: Reading = .head
     private var writing: Writing = .idle
-    /// Bytes to send, from `outputStart` on.
-    private var outputBuffer: [UInt8] = []
-    private var outputStart = 0
+    /// Bytes to send.
+    private var output = OutputQueue()
     private var closeAfterOutput = false
     private var upgradePending = false
     private var pendingFailure: HTTPError?
@@ -191,7 +190,7 @@ public struct HTTPServerConnection: Sendable {
                 case .body:
                     if continuePending {
                         continuePending = false
-                        if writing == .idle { ASCII.append("HTTP/1.1 100 Continue\r\n\r\n", to: &outputBuffer) }
+                        if writing == .idle { ASCII.append("HTTP/1.1 100 Continue\r\n\r\n", to: &output.bytes) }
                     }
                     guard let event = try parser.next() else {
                         if endOfInput { throw .truncatedMessage }
@@ -277,8 +276,8 @@ public struct HTTPServerConnection: Sendable {
         let body = status.description + "\n"
         fields.append(name: "Content-Length", value: String(body.utf8.count))
         fields.append(name: "Connection", value: "close")
-        HTTPSerializer.writeHead(HTTPResponseHead(status: status, fields: fields), into: &outputBuffer)
-        if withBody { outputBuffer.append(contentsOf: body.utf8) }
+        HTTPSerializer.writeHead(HTTPResponseHead(status: status, fields: fields), into: &output.bytes)
+        if withBody { output.bytes.append(contentsOf: body.utf8) }
         writing = .done
     }
 
@@ -330,7 +329,7 @@ public struct HTTPServerConnection: Sendable {
             head.fields.remove("Content-Length")
             head.fields.remove("Transfer-Encoding")
             // A 1xx to an HTTP/1.0 client is not sent (RFC 9110 §15.2).
-            if requestVersion.minor >= 1 { HTTPSerializer.writeHead(head, into: &outputBuffer) }
+            if requestVersion.minor >= 1 { HTTPSerializer.writeHead(head, into: &output.bytes) }
             if head.status.code == 100 { continuePending = false }
             return
         }
@@ -375,7 +374,7 @@ public struct HTTPServerConnection: Sendable {
                 head.fields.append(name: "Connection", value: "keep-alive")
             }
         }
-        HTTPSerializer.writeHead(head, into: &outputBuffer)
+        HTTPSerializer.writeHead(head, into: &output.bytes)
         writing = .body(framing: framing)
     }
 
@@ -388,12 +387,12 @@ public struct HTTPServerConnection: Sendable {
             return
         case .length(let remaining):
             guard bytes.count <= remaining else { throw .misuse("body longer than its Content-Length") }
-            outputBuffer.append(span: bytes)
+            output.bytes.append(span: bytes)
             writing = .body(framing: .length(remaining: remaining - bytes.count))
         case .chunked:
-            HTTPSerializer.writeChunk(bytes, into: &outputBuffer)
+            HTTPSerializer.writeChunk(bytes, into: &output.bytes)
         case .untilClose:
-            outputBuffer.append(span: bytes)
+            output.bytes.append(span: bytes)
         }
     }
 
@@ -412,7 +411,7 @@ public struct HTTPServerConnection: Sendable {
                 reading = .stopped
             }
         case .chunked:
-            HTTPSerializer.writeLastChunk(trailers: trailers, into: &outputBuffer)
+            HTTPSerializer.writeLastChunk(trailers: trailers, into: &output.bytes)
         case .untilClose:
             closeAfterOutput = true
         }
@@ -462,24 +461,16 @@ public struct HTTPServerConnection: Sendable {
     // MARK: Output
 
     /// Bytes waiting to be sent.
-    public var outputCount: Int { outputBuffer.count - outputStart }
+    public var outputCount: Int { output.count }
 
     /// Passes the bytes waiting to be sent to `body`, borrowed.
     public func withOutput<R, E: Error>(_ body: (Span<UInt8>) throws(E) -> R) throws(E) -> R {
-        try body(outputBuffer.span.extracting(outputStart..<outputBuffer.count))
+        try output.withUnsent(body)
     }
 
     /// `count` bytes of the output were sent.
     public mutating func consumeOutput(_ count: Int) {
-        precondition(count >= 0 && count <= outputCount, "consumed more output than there is")
-        outputStart += count
-        if outputStart == outputBuffer.count {
-            outputBuffer.removeAll(keepingCapacity: true)
-            outputStart = 0
-        } else if outputStart > 64 * 1024 && outputStart > outputBuffer.count / 2 {
-            outputBuffer.removeSubrange(0..<outputStart)
-            outputStart = 0
-        }
+        output.consume(count)
     }
 
     /// Whether the connection should now be closed: everything to send was
