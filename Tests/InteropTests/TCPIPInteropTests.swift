@@ -49,21 +49,6 @@ print("ok %d bad %s" % (ok, bad), flush=True)
 @Suite("MirageTCPIP against the Linux kernel", .serialized,
        .interop(tools: ["ip", "ping", "arping", "socat", "dnsmasq", "python3", "sh"]))
 struct TCPIPInteropTests {
-    /// A namespace with a tap device `tap` whose kernel side has
-    /// `10.199.<net>.1/24`, IPv6 off on it.
-    private func withTapNamespace(net: Int, _ body: (TestNamespace, String) throws -> Void) throws {
-        try withNamespace { ns in
-            let tap = TestNames.linkBaseName() + "m"
-            try ns.ip(["tuntap", "add", "dev", tap, "mode", "tap"])
-            let disable = "f=/proc/sys/net/ipv6/conf/\(tap)/disable_ipv6; [ ! -e $f ] || echo 1 > $f"
-            try ns.exec(["sh", "-c", disable], timeout: 10).check()
-            try ns.ip(["addr", "add", "10.199.\(net).1/24", "dev", tap])
-            try ns.ip(["link", "set", "dev", tap, "up"])
-            try ns.ip(["link", "set", "dev", "lo", "up"])
-            try body(ns, tap)
-        }
-    }
-
     /// Starts `mirage-echo --net tap` on `tap` inside `ns`.
     private func startEcho(_ ns: TestNamespace, tap: String, _ extra: [String]) throws -> SpawnedProcess {
         let binary = try #require(EchoBinary.path, "mirage-echo must be built next to the tests")
@@ -74,7 +59,7 @@ struct TCPIPInteropTests {
 
     @Test("the kernel pings the stack: 100 × 56 bytes at 10 ms, 20 × 60,000 bytes, no loss; arping answered")
     func kernelPingsAndArps() throws {
-        try withTapNamespace(net: 50) { ns, tap in
+        try withKernelSideTap(net: 50, linkSuffix: "m") { ns, tap in
             let echo = try startEcho(ns, tap: tap, ["--ipv4", "10.199.50.2/24"])
             defer { _ = echo.terminate(grace: 5) }
             let small = try ns.exec(["ping", "-c", "100", "-i", "0.01", "-W", "2", "10.199.50.2"], timeout: 60)
@@ -93,7 +78,7 @@ struct TCPIPInteropTests {
 
     @Test("1,000 datagrams from socat come back byte for byte (every 100th 8,000 bytes, fragmented)")
     func socatUDPEcho() throws {
-        try withTapNamespace(net: 51) { ns, tap in
+        try withKernelSideTap(net: 51, linkSuffix: "m") { ns, tap in
             let echo = try startEcho(ns, tap: tap, ["--ipv4", "10.199.51.2/24"])
             defer { _ = echo.terminate(grace: 5) }
             let result = try ns.exec(["python3", "-c", socatDriver, "10.199.51.2:7", "1000"], timeout: 240)
@@ -107,7 +92,7 @@ struct TCPIPInteropTests {
 
     @Test("dnsmasq hands out a lease: the stack configures itself, answers pings there, and renews at T1")
     func dhcpLeaseFromDnsmasq() throws {
-        try withTapNamespace(net: 52) { ns, tap in
+        try withKernelSideTap(net: 52, linkSuffix: "m") { ns, tap in
             let leases = FileManager.default.temporaryDirectory.appendingPathComponent("mswt-\(getpid())-\(tap).leases").path
             defer { try? FileManager.default.removeItem(atPath: leases) }
             // dnsmasq's shortest lease is 2 minutes; T1 of 5 s and T2 of 8 s

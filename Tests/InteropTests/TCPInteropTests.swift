@@ -29,7 +29,7 @@ struct TCPInteropTests {
 
     @Test("socat sends 100 MB to echo (7) and reads back the same 100 MB (SHA-256)")
     func socatEcho100MB() throws {
-        try withKernelTap(net: 60) { ns, tap in
+        try withKernelSideTap(net: 60, linkSuffix: "t") { ns, tap in
             let echo = try startEcho(ns, tap: tap, address: "10.199.60.2/24")
             defer { _ = echo.terminate(grace: 5) }
             try withScratchDirectory { dir in
@@ -56,7 +56,7 @@ struct TCPInteropTests {
 
     @Test("nc sends 100 MB to discard (9): all accepted, the connection closes cleanly")
     func ncDiscard100MB() throws {
-        try withKernelTap(net: 61) { ns, tap in
+        try withKernelSideTap(net: 61, linkSuffix: "t") { ns, tap in
             let echo = try startEcho(ns, tap: tap, address: "10.199.61.2/24")
             defer { _ = echo.terminate(grace: 5) }
             try withScratchDirectory { dir in
@@ -79,7 +79,7 @@ struct TCPInteropTests {
 
     @Test("curl reads 10 MB from source (19): exactly the RFC 864 pattern")
     func curlReadsSource() throws {
-        try withKernelTap(net: 62) { ns, tap in
+        try withKernelSideTap(net: 62, linkSuffix: "t") { ns, tap in
             let echo = try startEcho(ns, tap: tap, address: "10.199.62.2/24")
             defer { _ = echo.terminate(grace: 5) }
             let count = 10_000_000
@@ -159,7 +159,7 @@ struct TCPInteropTests {
 
     @Test("lossy link (nft drop and dup on the tap, our injector duplicating, reordering, delaying): 10 MB echo intact")
     func echoOverLossyLink() throws {
-        try withKernelTap(net: 64) { ns, tap in
+        try withKernelSideTap(net: 64, linkSuffix: "t") { ns, tap in
             // The kernel's side of the tap: 1 % of frames from the stack
             // dropped on ingress; 1 % of frames to the stack dropped and 1 %
             // sent twice on egress (netdev egress needs Linux 5.16).
@@ -218,7 +218,7 @@ struct TCPInteropTests {
 
     @Test("200 connections open at once, each echoes a message, all close; nothing is left behind")
     func twoHundredConnections() throws {
-        try withKernelTap(net: 65) { ns, tap in
+        try withKernelSideTap(net: 65, linkSuffix: "t") { ns, tap in
             let echo = try startEcho(ns, tap: tap, address: "10.199.65.2/24")
             defer { _ = echo.terminate(grace: 5) }
             let result = try ns.exec(["python3", "-c", manyConnectionsClient, "10.199.65.2", "7", "200"], timeout: 300)
@@ -245,7 +245,7 @@ struct TCPInteropTests {
 
     @Test("a kernel client shuts down its write side and still reads the whole echo")
     func halfCloseStillEchoes() throws {
-        try withKernelTap(net: 66) { ns, tap in
+        try withKernelSideTap(net: 66, linkSuffix: "t") { ns, tap in
             let echo = try startEcho(ns, tap: tap, address: "10.199.66.2/24")
             defer { _ = echo.terminate(grace: 5) }
             let result = try ns.exec(["python3", "-c", halfCloseClient, "10.199.66.2", "7", "4000000"], timeout: 300)
@@ -430,21 +430,6 @@ print("received %d" % n, flush=True)
 
 // MARK: - Namespaces, mirage-echo, files
 
-/// A namespace with a tap device whose kernel side has `10.199.<net>.1/24`
-/// (IPv6 off on it), for `mirage-echo --net tap --tap NAME`.
-private func withKernelTap(net: Int, _ body: (TestNamespace, String) throws -> Void) throws {
-    try withNamespace { ns in
-        let tap = TestNames.linkBaseName() + "t"
-        try ns.ip(["tuntap", "add", "dev", tap, "mode", "tap"])
-        ns.own(tap)
-        let disable = "f=/proc/sys/net/ipv6/conf/\(tap)/disable_ipv6; [ ! -e $f ] || echo 1 > $f"
-        try ns.exec(["sh", "-c", disable], timeout: 10).check()
-        try ns.ip(["addr", "add", "10.199.\(net).1/24", "dev", tap])
-        try ns.ip(["link", "set", "dev", tap, "up"])
-        try body(ns, tap)
-    }
-}
-
 /// An `IPStack` in this process at `10.199.<net>.2/24` on a tap device
 /// moved into a new namespace, where the kernel has `10.199.<net>.1/24`.
 /// The body runs the loop itself.
@@ -487,30 +472,14 @@ private func stopEcho(_ echo: SpawnedProcess) throws -> String {
     return output.stdout
 }
 
-/// Asks mirage-echo for its status (SIGUSR1) every half second until the
-/// line contains `text`; returns the last line (also when it never did,
-/// after recording the failure).
-/// Unless `stackHoldsNothing` is false, the line must also say that the
-/// stack holds no TCP connection any more (no TIME-WAIT either).
+/// Asks mirage-echo for its status until the line contains `text` and,
+/// unless `stackHoldsNothing` is false, says that the stack holds no TCP
+/// connection any more (no TIME-WAIT either).
 @discardableResult
 private func waitForStatus(
     _ echo: SpawnedProcess, containing text: String, stackHoldsNothing: Bool = true, timeout: Double
 ) throws -> String {
-    var last = ""
-    let wanted = [text] + (stackHoldsNothing ? ["stack holds 0 tcp connections"] : [])
-    let found = TestEnvironment.waitUntil(timeout: timeout, interval: 0.5) {
-        let before = statusLines(echo).count
-        kill(echo.pid, SIGUSR1)
-        _ = TestEnvironment.waitUntil(timeout: 2) { statusLines(echo).count > before }
-        last = statusLines(echo).last ?? ""
-        return wanted.allSatisfy { last.contains($0) }
-    }
-    #expect(found, "mirage-echo status never said \(wanted); last: \(last)")
-    return last
-}
-
-private func statusLines(_ echo: SpawnedProcess) -> [String] {
-    echo.output().stdout.split(separator: "\n").filter { $0.hasPrefix("status: ") }.map(String.init)
+    waitForStatusLine(echo, containing: [text] + (stackHoldsNothing ? ["stack holds 0 tcp connections"] : []), timeout: timeout)
 }
 
 /// Waits until the kernel listens on every one of `ports` in `ns`.
