@@ -104,6 +104,8 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
         var paused = false
         var handlerWaitsForRoom = false
         var closed = false
+        /// Events are being delivered; calls from handlers defer the flush.
+        var processing = false
         /// The current exchange was handed to the handler and its response
         /// is not finished: the handler must hear if it is cut short.
         var exchangeOpen = false
@@ -124,7 +126,6 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
     private var sessions: [ConnectionID: Session] = [:]
     private var timerOwners: [TimerID: ConnectionID] = [:]
     private var listeners: [ListenerID] = []
-    private var processing: Set<ConnectionID> = []
     private var dateSecond: Int64 = .min
     private var dateText = ""
 
@@ -308,9 +309,9 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
 
     /// Runs the connection's events, then sends, pauses or closes.
     private func process(_ connection: ConnectionID, _ session: Session) {
-        guard !processing.contains(connection) else { return }
-        processing.insert(connection)
-        defer { processing.remove(connection) }
+        guard !session.processing else { return }
+        session.processing = true
+        defer { session.processing = false }
         while !session.closed, let event = session.connection.nextEvent(now: clock.now()) {
             let exchange = HTTPExchange(connection: connection, number: session.exchange)
             switch event {
@@ -354,7 +355,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
     /// Flushes now unless the connection is being processed (which
     /// flushes when it is done).
     private func flushLater(_ connection: ConnectionID, _ session: Session) {
-        if !processing.contains(connection) { flush(connection, session) }
+        if !session.processing { flush(connection, session) }
     }
 
     private func flush(_ connection: ConnectionID, _ session: Session) {
