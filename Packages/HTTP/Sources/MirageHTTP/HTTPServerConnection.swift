@@ -1,11 +1,11 @@
 import MirageDevices
 
-/// How a response's body is delimited.
+/// How a message body we send is delimited.
 public enum HTTPBodyLength: Hashable, Sendable {
     /// Exactly this many bytes (`Content-Length`).
     case known(Int)
-    /// Streamed: chunked for HTTP/1.1 clients; for HTTP/1.0 clients the
-    /// body ends when the connection closes.
+    /// Streamed: chunked in HTTP/1.1. A response to an HTTP/1.0 client
+    /// ends when the connection closes; an HTTP/1.0 request cannot stream.
     case streamed
 }
 
