@@ -1,3 +1,6 @@
+import MirageDevices
+import MiragePlatform
+import MirageTCPIP
 import MirageTestNetwork
 import Testing
 
@@ -44,4 +47,24 @@ func waitForStatusLine(_ process: SpawnedProcess, containing wanted: [String], t
 
 private func statusLines(_ process: SpawnedProcess) -> [String] {
     process.output().stdout.split(separator: "\n").filter { $0.hasPrefix("status: ") }.map(String.init)
+}
+
+/// An `IPStack` in this process at `10.199.<net>.2/24` on a tap device
+/// moved into a new namespace, where the kernel has `10.199.<net>.1/24`.
+/// The body runs the loop itself.
+func withStackOnTap(
+    net: Int, _ body: (TestNamespace, IPStack<TapInterface>, EventLoop) throws -> Void
+) throws {
+    let loop = try EventLoop()
+    let name = TestNames.linkBaseName() + "s"
+    let tap = try TapInterface(name: name, loop: loop)
+    defer { tap.close() }
+    try withNamespace { ns in
+        try ns.adoptLink(name: name, address: "10.199.\(net).1/24", up: true)
+        let stack = IPStack(
+            interface: tap, configuration: .init(ipv4: IPv4Configuration(cidr: "10.199.\(net).2/24")),
+            clock: loop, scheduler: loop, entropy: SystemEntropy())
+        defer { stack.detach() }
+        try body(ns, stack, loop)
+    }
 }

@@ -430,26 +430,6 @@ print("received %d" % n, flush=True)
 
 // MARK: - Namespaces, mirage-echo, files
 
-/// An `IPStack` in this process at `10.199.<net>.2/24` on a tap device
-/// moved into a new namespace, where the kernel has `10.199.<net>.1/24`.
-/// The body runs the loop itself.
-private func withStackOnTap(
-    net: Int, _ body: (TestNamespace, IPStack<TapInterface>, EventLoop) throws -> Void
-) throws {
-    let loop = try EventLoop()
-    let name = TestNames.linkBaseName() + "s"
-    let tap = try TapInterface(name: name, loop: loop)
-    defer { tap.close() }
-    try withNamespace { ns in
-        try ns.adoptLink(name: name, address: "10.199.\(net).1/24", up: true)
-        let stack = IPStack(
-            interface: tap, configuration: .init(ipv4: IPv4Configuration(cidr: "10.199.\(net).2/24")),
-            clock: loop, scheduler: loop, entropy: SystemEntropy())
-        defer { stack.detach() }
-        try body(ns, stack, loop)
-    }
-}
-
 /// Starts `mirage-echo --net tap` on `tap` and waits until all three TCP
 /// services listen.
 private func startEcho(_ ns: TestNamespace, tap: String, address: String, extra: [String] = []) throws -> SpawnedProcess {
