@@ -61,11 +61,28 @@ enum ASCII {
 
     /// Whether `a[range]` equals the UTF-8 of `other`, ignoring ASCII case.
     static func equalsIgnoringCase(_ a: borrowing Span<UInt8>, _ range: Range<Int>, _ other: String) -> Bool {
+        let fast = other.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+            guard utf8.count == range.count else { return false }
+            var i = 0
+            for index in range {
+                if lower(utf8[i]) != lower(a[index]) { return false }
+                i += 1
+            }
+            return true
+        }
+        if let fast { return fast }
         var utf8 = other.utf8.makeIterator()
         for index in range {
             guard let b = utf8.next(), lower(b) == lower(a[index]) else { return false }
         }
         return utf8.next() == nil
+    }
+
+    /// Whether every UTF-8 byte of `text` satisfies `predicate` (on the
+    /// string's contiguous storage when it has one: much faster than
+    /// iterating the view).
+    static func allBytes(of text: String, _ predicate: (UInt8) -> Bool) -> Bool {
+        text.utf8.withContiguousStorageIfAvailable { $0.allSatisfy(predicate) } ?? text.utf8.allSatisfy(predicate)
     }
 
     /// A non-negative decimal number made of 1…18 digits (so it cannot

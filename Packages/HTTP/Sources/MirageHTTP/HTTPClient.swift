@@ -90,6 +90,52 @@ public struct HTTPClientStatistics: Hashable, Sendable {
     public init() {}
 }
 
+/// One connection of an `HTTPClient`. (Outside the generic class, so it
+/// needs no generic metadata at run time; so is `ClientRequest`.)
+private final class ClientSession {
+    let id: ConnectionID
+    /// Nil for a connection the application handed over: never pooled.
+    let endpoint: Endpoint?
+    var core: HTTPClientConnection
+    var established: Bool
+    var request: HTTPClientRequestID?
+    var pooled = false
+    var closed = false
+    var readingPaused = false
+    var timer: TimerID?
+    var timerDeadline: Instant?
+    init(id: ConnectionID, endpoint: Endpoint?, core: HTTPClientConnection, established: Bool) {
+        self.id = id
+        self.endpoint = endpoint
+        self.core = core
+        self.established = established
+    }
+}
+
+private final class ClientRequest {
+    let id: HTTPClientRequestID
+    let head: HTTPRequestHead
+    let body: HTTPClientBody
+    /// Nil for a request on a given connection.
+    let endpoint: Endpoint?
+    let handler: any HTTPClientHandler
+    var connection: ConnectionID?
+    /// Streamed body bytes written before a connection was ready.
+    var pendingBody: [UInt8] = []
+    var pendingTrailers: HTTPFields?
+    var responseDone = false
+    var retried = false
+    var waitsForRoom = false
+    var paused = false
+    init(id: HTTPClientRequestID, head: HTTPRequestHead, body: HTTPClientBody, endpoint: Endpoint?, handler: any HTTPClientHandler) {
+        self.id = id
+        self.head = head
+        self.body = body
+        self.endpoint = endpoint
+        self.handler = handler
+    }
+}
+
 /// An HTTP/1.1 client over any stack of the contract: it opens
 /// connections to endpoints (or takes over one the application opened),
 /// runs one `HTTPClientConnection` per connection, and passes response
@@ -133,50 +179,6 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
         public init() {}
     }
 
-    private final class Session {
-        let id: ConnectionID
-        /// Nil for a connection the application handed over: never pooled.
-        let endpoint: Endpoint?
-        var core: HTTPClientConnection
-        var established: Bool
-        var request: HTTPClientRequestID?
-        var pooled = false
-        var closed = false
-        var readingPaused = false
-        var timer: TimerID?
-        var timerDeadline: Instant?
-        init(id: ConnectionID, endpoint: Endpoint?, core: HTTPClientConnection, established: Bool) {
-            self.id = id
-            self.endpoint = endpoint
-            self.core = core
-            self.established = established
-        }
-    }
-
-    private final class Request {
-        let id: HTTPClientRequestID
-        let head: HTTPRequestHead
-        let body: HTTPClientBody
-        /// Nil for a request on a given connection.
-        let endpoint: Endpoint?
-        let handler: any HTTPClientHandler
-        var connection: ConnectionID?
-        /// Streamed body bytes written before a connection was ready.
-        var pendingBody: [UInt8] = []
-        var pendingTrailers: HTTPFields?
-        var responseDone = false
-        var retried = false
-        var waitsForRoom = false
-        var paused = false
-        init(id: HTTPClientRequestID, head: HTTPRequestHead, body: HTTPClientBody, endpoint: Endpoint?, handler: any HTTPClientHandler) {
-            self.id = id
-            self.head = head
-            self.body = body
-            self.endpoint = endpoint
-            self.handler = handler
-        }
-    }
-
     /// The stack connections are made on.
     public let stack: S
     /// The settings.
@@ -186,14 +188,14 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     private let timers: any TimerScheduler
     private let clock: any MonotonicClock
     private var nextRequestNumber: UInt64 = 1
-    private var requests: [HTTPClientRequestID: Request] = [:]
-    private var sessions: [ConnectionID: Session] = [:]
+    private var requests: [HTTPClientRequestID: ClientRequest] = [:]
+    private var sessions: [ConnectionID: ClientSession] = [:]
     /// Idle pooled connections, least recently used first.
     private var idle: [ConnectionID] = []
     /// Sessions (connecting, busy or idle) per endpoint.
     private var openPerEndpoint: [Endpoint: Int] = [:]
     /// Requests waiting for a connection, per endpoint, oldest first.
-    private var queues: [Endpoint: [Request]] = [:]
+    private var queues: [Endpoint: [ClientRequest]] = [:]
     private var queuedCount = 0
     private var timerOwners: [TimerID: ConnectionID] = [:]
     private var processing: Set<ConnectionID> = []
@@ -223,7 +225,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     public func request(_ head: HTTPRequestHead, body: HTTPClientBody = .none, to endpoint: Endpoint,
                         handler: any HTTPClientHandler) throws(HTTPError) -> HTTPClientRequestID {
         let head = try prepare(head, body: body, host: endpoint)
-        let request = Request(id: nextID(), head: head, body: body, endpoint: endpoint, handler: handler)
+        let request = ClientRequest(id: nextID(), head: head, body: body, endpoint: endpoint, handler: handler)
         if let session = takeIdle(endpoint) {
             register(request)
             start(request, on: session)
@@ -252,7 +254,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
                         handler: any HTTPClientHandler) throws(HTTPError) -> HTTPClientRequestID {
         guard let remote = stack.endpoints(of: connection)?.remote else { throw .device(.unknownHandle) }
         let head = try prepare(head, body: body, host: remote)
-        let session: Session
+        let session: ClientSession
         if let existing = sessions[connection] {
             guard !existing.closed, existing.established, existing.request == nil, existing.core.isReadyForRequest else {
                 throw .misuse("\(connection) is busy or closing")
@@ -261,13 +263,13 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
             if session.pooled { unpool(session) }
         } else {
             do { try stack.setHandler(self, for: connection) } catch { throw .device(error) }
-            session = Session(id: connection, endpoint: nil,
+            session = ClientSession(id: connection, endpoint: nil,
                               core: HTTPClientConnection(configuration: configuration.connection, now: clock.now()),
                               established: true)
             sessions[connection] = session
             statistics.connectionsOpen += 1
         }
-        let request = Request(id: nextID(), head: head, body: body, endpoint: nil, handler: handler)
+        let request = ClientRequest(id: nextID(), head: head, body: body, endpoint: nil, handler: handler)
         register(request)
         start(request, on: session)
         return request.id
@@ -278,7 +280,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
         return HTTPClientRequestID(rawValue: nextRequestNumber)
     }
 
-    private func register(_ request: Request) {
+    private func register(_ request: ClientRequest) {
         requests[request.id] = request
         statistics.requests += 1
     }
@@ -339,7 +341,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
         settleLater(session)
     }
 
-    private func streamed(_ id: HTTPClientRequestID) throws(HTTPError) -> Request {
+    private func streamed(_ id: HTTPClientRequestID) throws(HTTPError) -> ClientRequest {
         guard let request = requests[id] else { throw .misuse("\(id) is not a current request") }
         guard case .streamed = request.body else { throw .misuse("\(id) has no streamed body") }
         return request
@@ -400,12 +402,12 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
 
     // MARK: Connections
 
-    private func open(_ endpoint: Endpoint, for request: Request) throws(HTTPError) {
+    private func open(_ endpoint: Endpoint, for request: ClientRequest) throws(HTTPError) {
         let c: ConnectionID
         do { c = try stack.connect(to: endpoint, timeout: configuration.connectTimeout, handler: self) } catch {
             throw .device(error)
         }
-        let session = Session(id: c, endpoint: endpoint,
+        let session = ClientSession(id: c, endpoint: endpoint,
                               core: HTTPClientConnection(configuration: configuration.connection, now: clock.now()),
                               established: false)
         sessions[c] = session
@@ -417,7 +419,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     }
 
     /// The most recently used idle connection to `endpoint`.
-    private func takeIdle(_ endpoint: Endpoint) -> Session? {
+    private func takeIdle(_ endpoint: Endpoint) -> ClientSession? {
         var i = idle.count
         while i > 0 {
             i -= 1
@@ -429,13 +431,13 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
         return nil
     }
 
-    private func unpool(_ session: Session) {
+    private func unpool(_ session: ClientSession) {
         session.pooled = false
         if let i = idle.firstIndex(of: session.id) { idle.remove(at: i) }
     }
 
     /// Sends `request` on `session`, which is ready for one.
-    private func start(_ request: Request, on session: Session) {
+    private func start(_ request: ClientRequest, on session: ClientSession) {
         session.request = request.id
         request.connection = session.id
         if session.core.requestsSent > 0 { statistics.connectionsReused += 1 }
@@ -475,7 +477,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
 
     /// A session has no request and can take one: the next queued request
     /// for its endpoint, or the idle pool.
-    private func becameFree(_ session: Session) {
+    private func becameFree(_ session: ClientSession) {
         guard let endpoint = session.endpoint else { return }
         if var queue = queues[endpoint], !queue.isEmpty {
             let next = queue.removeFirst()
@@ -521,7 +523,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     /// Forgets a session and closes (or aborts) its connection; the
     /// stack's later events for it are ignored. Its request, if any, is
     /// the caller's to settle.
-    private func retire(_ session: Session, abort: Bool, close: Bool = true) {
+    private func retire(_ session: ClientSession, abort: Bool, close: Bool = true) {
         guard !session.closed else { return }
         session.closed = true
         if session.pooled { unpool(session) }
@@ -542,7 +544,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
 
     /// The connection under `session` is gone (or unusable) with `error`:
     /// its request is retried or failed, and queued requests get a chance.
-    private func lost(_ session: Session, error: HTTPError, abort: Bool, close: Bool = true) {
+    private func lost(_ session: ClientSession, error: HTTPError, abort: Bool, close: Bool = true) {
         let request = session.request.flatMap { requests[$0] }
         let wasIdle = session.pooled
         session.request = nil
@@ -562,7 +564,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     /// connection closed before any response arrived. Only after a reused
     /// connection failed that way (the server closed it while idle), and
     /// once.
-    private func canRetry(_ request: Request, on session: Session, error: HTTPError) -> Bool {
+    private func canRetry(_ request: ClientRequest, on session: ClientSession, error: HTTPError) -> Bool {
         guard configuration.retryIdempotentRequests, !request.retried, request.endpoint != nil,
               session.core.requestsSent > 1, !session.core.responseStarted else { return false }
         switch error {
@@ -578,7 +580,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
 
     /// Sends `request` again on a fresh connection (other idle ones to the
     /// endpoint may be just as stale).
-    private func retry(_ request: Request) {
+    private func retry(_ request: ClientRequest) {
         guard let endpoint = request.endpoint else { return }
         request.retried = true
         request.connection = nil
@@ -598,7 +600,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
 
     /// Reports a failure to the request's handler: now when inside a stack
     /// or timer event, else from a timer.
-    private func fail(_ request: Request, _ error: HTTPError) {
+    private func fail(_ request: ClientRequest, _ error: HTTPError) {
         guard requests.removeValue(forKey: request.id) != nil else { return }
         statistics.failures += 1
         switch error {
@@ -686,7 +688,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
 
     /// Delivers the connection's events to the request's handler, then
     /// sends, releases or closes.
-    private func process(_ session: Session) {
+    private func process(_ session: ClientSession) {
         let c = session.id
         guard !processing.contains(c) else { return }
         processing.insert(c)
@@ -730,13 +732,13 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
 
     /// Settles now unless the session is being processed (which settles
     /// when it is done).
-    private func settleLater(_ session: Session) {
+    private func settleLater(_ session: ClientSession) {
         if !processing.contains(session.id) { settle(session) }
     }
 
     /// Sends what is pending, finishes a completed request, pools or closes
     /// the connection, wakes a writer waiting for room, and rearms the timer.
-    private func settle(_ session: Session) {
+    private func settle(_ session: ClientSession) {
         guard !session.closed else { return }
         if session.established {
             guard flush(session) else { return }
@@ -766,7 +768,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
 
     /// Ends the session's request if both its directions are complete, and
     /// hands a reusable connection on.
-    private func release(_ session: Session) {
+    private func release(_ session: ClientSession) {
         if let id = session.request, let request = requests[id], request.responseDone, !session.core.isBusy {
             requests[id] = nil
             session.request = nil
@@ -779,7 +781,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     /// Writes as much output as the stack takes; false if the connection
     /// was lost on the way.
     @discardableResult
-    private func flush(_ session: Session) -> Bool {
+    private func flush(_ session: ClientSession) -> Bool {
         while session.core.outputCount > 0 {
             let written: Int
             do throws(DeviceError) {
@@ -797,13 +799,13 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     }
 
     /// Keeps one timer per connection, at or before its next deadline.
-    private func rearm(_ session: Session) {
+    private func rearm(_ session: ClientSession) {
         // While connecting, the stack's connect timeout is in charge.
         guard session.established, let deadline = session.core.nextDeadline else { return }
         schedule(session, at: deadline)
     }
 
-    private func schedule(_ session: Session, at deadline: Instant) {
+    private func schedule(_ session: ClientSession, at deadline: Instant) {
         if let scheduled = session.timerDeadline, scheduled <= deadline { return }
         if let t = session.timer {
             timers.cancel(t)

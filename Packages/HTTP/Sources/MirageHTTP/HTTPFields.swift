@@ -88,11 +88,12 @@ public struct HTTPFields: Sendable, Sequence {
         let nameStart = storage.count
         storage.append(contentsOf: name.utf8)
         let nameEnd = storage.count
-        var utf8 = Array(value.utf8)
-        while let last = utf8.last, ASCII.isWhitespace(last) { utf8.removeLast() }
-        var first = 0
-        while first < utf8.count, ASCII.isWhitespace(utf8[first]) { first += 1 }
-        storage.append(contentsOf: utf8[first...])
+        storage.append(contentsOf: value.utf8)
+        // Surrounding whitespace is not part of a value (RFC 9110 §5.5).
+        while storage.count > nameEnd, ASCII.isWhitespace(storage[storage.count - 1]) { storage.removeLast() }
+        var first = nameEnd
+        while first < storage.count, ASCII.isWhitespace(storage[first]) { first += 1 }
+        if first > nameEnd { storage.removeSubrange(nameEnd..<first) }
         entries.append(Entry(nameStart: nameStart, nameEnd: nameEnd, valueEnd: storage.count))
     }
 
@@ -111,13 +112,13 @@ public struct HTTPFields: Sendable, Sequence {
 
     /// Whether `name` is a valid field name (a token, RFC 9110 §5.1).
     public static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy(ASCII.isTokenCharacter)
+        !name.isEmpty && ASCII.allBytes(of: name, ASCII.isTokenCharacter)
     }
 
     /// Whether `value` may be sent as a field value (RFC 9110 §5.5: no CR,
     /// LF, NUL or other controls but HTAB).
     public static func isValidValue(_ value: String) -> Bool {
-        value.utf8.allSatisfy(ASCII.isFieldValueCharacter)
+        ASCII.allBytes(of: value, ASCII.isFieldValueCharacter)
     }
 
     public func makeIterator() -> Iterator { Iterator(fields: self) }

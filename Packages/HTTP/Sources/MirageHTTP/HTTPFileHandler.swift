@@ -1,5 +1,22 @@
 import MirageDevices
 
+/// A file body being sent for one exchange. (Types used by the generic
+/// classes live outside them, so they need no generic metadata at run time.)
+private struct FileTransfer {
+    var key: String
+    var offset: Int
+    var end: Int
+}
+
+/// What is worked out once per key: the tag, the time, the type.
+private struct FileInfo {
+    var size: Int
+    var etag: String
+    var modified: Int64?
+    var modifiedText: String?
+    var contentType: String
+}
+
 /// Serves the files of a `KeyValueStore` (compiled into the program, or a
 /// directory during development): GET and HEAD, `index.html` for paths
 /// ending in `/`, content types by extension, strong ETags with
@@ -18,20 +35,7 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
     /// Requests answered, by status class (index 1…5).
     public private(set) var answered: [Int] = [0, 0, 0, 0, 0, 0]
 
-    private struct Transfer {
-        var key: String
-        var offset: Int
-        var end: Int
-    }
-    private var transfers: [HTTPExchange: Transfer] = [:]
-    /// What is worked out once per key: the tag, the time, the type.
-    private struct FileInfo {
-        var size: Int
-        var etag: String
-        var modified: Int64?
-        var modifiedText: String?
-        var contentType: String
-    }
+    private var transfers: [HTTPExchange: FileTransfer] = [:]
     private var infos: [String: FileInfo] = [:]
 
     /// A handler serving `store`.
@@ -123,7 +127,7 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
         if head.method == .head || range.isEmpty {
             return try responder.finishResponse(exchange, trailers: HTTPFields())
         }
-        transfers[exchange] = Transfer(key: key, offset: range.lowerBound, end: range.upperBound)
+        transfers[exchange] = FileTransfer(key: key, offset: range.lowerBound, end: range.upperBound)
         try pump(exchange, responder: responder)
     }
 

@@ -88,6 +88,24 @@ public struct HTTPServerConfiguration: Sendable {
     public init() {}
 }
 
+/// One connection of an `HTTPServer`: its state machine and timer. (Outside
+/// the generic class, so it needs no generic metadata at run time.)
+private final class ServerSession {
+    var connection: HTTPServerConnection
+    var exchange: UInt64 = 0
+    var timer: TimerID?
+    var timerDeadline: Instant?
+    var paused = false
+    var handlerWaitsForRoom = false
+    var closed = false
+    /// Events are being delivered; calls from handlers defer the flush.
+    var processing = false
+    /// The current exchange was handed to the handler and its response
+    /// is not finished: the handler must hear if it is cut short.
+    var exchangeOpen = false
+    init(_ connection: HTTPServerConnection) { self.connection = connection }
+}
+
 /// An HTTP/1.1 server over any stack of the contract (`SocketStack`,
 /// `MirageTCPIP`, later TLS): it accepts connections, runs one
 /// `HTTPServerConnection` per connection, and passes requests to its
@@ -95,22 +113,6 @@ public struct HTTPServerConfiguration: Sendable {
 public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler {
     /// Settings.
     public typealias Configuration = HTTPServerConfiguration
-
-    private final class Session {
-        var connection: HTTPServerConnection
-        var exchange: UInt64 = 0
-        var timer: TimerID?
-        var timerDeadline: Instant?
-        var paused = false
-        var handlerWaitsForRoom = false
-        var closed = false
-        /// Events are being delivered; calls from handlers defer the flush.
-        var processing = false
-        /// The current exchange was handed to the handler and its response
-        /// is not finished: the handler must hear if it is cut short.
-        var exchangeOpen = false
-        init(_ connection: HTTPServerConnection) { self.connection = connection }
-    }
 
     /// The stack served on.
     public let stack: S
@@ -123,7 +125,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
     private let timers: any TimerScheduler
     private let clock: any MonotonicClock
     private let wallClock: (any WallClock)?
-    private var sessions: [ConnectionID: Session] = [:]
+    private var sessions: [ConnectionID: ServerSession] = [:]
     private var timerOwners: [TimerID: ConnectionID] = [:]
     private var listeners: [ListenerID] = []
     private var dateSecond: Int64 = .min
@@ -229,7 +231,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
         stack.abort(exchange.connection)
     }
 
-    private func current(_ exchange: HTTPExchange) throws(HTTPError) -> Session {
+    private func current(_ exchange: HTTPExchange) throws(HTTPError) -> ServerSession {
         guard let session = sessions[exchange.connection], session.exchange == exchange.number, !session.closed else {
             throw .misuse("\(exchange) is not a current exchange")
         }
@@ -250,7 +252,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
     private func adopt(_ connection: ConnectionID) {
         statistics.connectionsAccepted += 1
         statistics.connectionsOpen += 1
-        let session = Session(HTTPServerConnection(configuration: configuration.connection, now: clock.now()))
+        let session = ServerSession(HTTPServerConnection(configuration: configuration.connection, now: clock.now()))
         sessions[connection] = session
         rearm(connection, session)
     }
@@ -308,7 +310,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
     // MARK: Driving the connection
 
     /// Runs the connection's events, then sends, pauses or closes.
-    private func process(_ connection: ConnectionID, _ session: Session) {
+    private func process(_ connection: ConnectionID, _ session: ServerSession) {
         guard !session.processing else { return }
         session.processing = true
         defer { session.processing = false }
@@ -354,11 +356,11 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
 
     /// Flushes now unless the connection is being processed (which
     /// flushes when it is done).
-    private func flushLater(_ connection: ConnectionID, _ session: Session) {
+    private func flushLater(_ connection: ConnectionID, _ session: ServerSession) {
         if !session.processing { flush(connection, session) }
     }
 
-    private func flush(_ connection: ConnectionID, _ session: Session) {
+    private func flush(_ connection: ConnectionID, _ session: ServerSession) {
         guard !session.closed else { return }
         while session.connection.outputCount > 0 {
             let written: Int
@@ -391,7 +393,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
     }
 
     /// Keeps one timer per connection, at or before its next deadline.
-    private func rearm(_ connection: ConnectionID, _ session: Session) {
+    private func rearm(_ connection: ConnectionID, _ session: ServerSession) {
         guard let deadline = session.connection.nextDeadline else { return }
         if let scheduled = session.timerDeadline, scheduled <= deadline { return }
         if let t = session.timer {
