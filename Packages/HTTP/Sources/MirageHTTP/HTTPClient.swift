@@ -112,6 +112,7 @@ private final class ClientSession {
     }
 }
 
+/// One request of an `HTTPClient`, queued or on a connection.
 private final class ClientRequest {
     let id: HTTPClientRequestID
     let head: HTTPRequestHead
