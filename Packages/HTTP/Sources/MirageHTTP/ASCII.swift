@@ -108,15 +108,16 @@ enum ASCII {
     }
 
     /// Calls `body` with each element of a comma-separated list in
-    /// `a[range]` (RFC 9110 §5.6.1), trimmed, skipping empty elements.
-    /// Stops early when `body` returns false.
-    static func forEachListElement(_ a: borrowing Span<UInt8>, _ range: Range<Int>, _ body: (Range<Int>) -> Bool) {
+    /// `a[range]` (RFC 9110 §5.6.1), trimmed, skipping empty elements
+    /// unless `skipEmpty` is false. Stops early when `body` returns false.
+    static func forEachListElement(_ a: borrowing Span<UInt8>, _ range: Range<Int>, skipEmpty: Bool = true,
+                                   _ body: (Range<Int>) -> Bool) {
         var start = range.lowerBound
         var index = range.lowerBound
         while index <= range.upperBound {
             if index == range.upperBound || a[index] == comma {
                 let element = trimmed(a, start..<index)
-                if !element.isEmpty, !body(element) { return }
+                if !element.isEmpty || !skipEmpty, !body(element) { return }
                 start = index + 1
             }
             index += 1

@@ -503,8 +503,10 @@ struct MessageParser: Sendable {
                 var conflict = false
                 var value = result.contentLength
                 var empty = true
-                // "Content-Length: 5, 5" is one length (RFC 9110 §8.6).
-                ASCII.forEachListElement(span, fields.valueRange(i)) { element in
+                // "Content-Length: 5, 5" is one length (RFC 9110 §8.6); an
+                // empty element (",5", "5,,5") is not a valid value, and
+                // parsers that skip it disagree with those that do not.
+                ASCII.forEachListElement(span, fields.valueRange(i), skipEmpty: false) { element in
                     empty = false
                     guard let n = ASCII.decimal(span, element) else { bad = true; return false }
                     if let v = value, v != n { conflict = true; return false }

@@ -19,6 +19,7 @@ struct CorpusReplayTests {
         "regress-bare-cr-split": "a CR last in a piece of input was not checked against the byte after it (5d41e7c)",
         "regress-error-after-early-answer": "a malformed body after an early, finished answer queued a second response (39ef4c2)",
         "regress-head-error-body": "an error response to a HEAD request (a bad chunk in its body) carried a body (c90b13e)",
+        "regress-content-length-empty-element": "Content-Length \",100\" was read as 100 (empty list elements skipped); now refused",
     ]
 
     /// What some seeds must parse to (http-request): complete messages and

@@ -43,6 +43,12 @@ struct MalformedRequestTests {
                       error: .conflictingContentLength, status: 400),
         MalformedCase(name: "Content-Length: 5, 5 then 6", input: post + "Content-Length: 5, 5\r\nContent-Length: 6\r\n\r\nhello!",
                       error: .conflictingContentLength, status: 400),
+        // Found by fuzzing: a parser that skips empty list elements reads
+        // ",100" as 100, one that stops at the comma as nothing.
+        MalformedCase(name: "Content-Length with a leading comma", input: post + "Content-Length: ,5\r\n\r\nhello",
+                      error: .invalidContentLength, status: 400),
+        MalformedCase(name: "Content-Length: 5,,5", input: post + "Content-Length: 5,,5\r\n\r\nhello",
+                      error: .invalidContentLength, status: 400),
         MalformedCase(name: "negative Content-Length", input: post + "Content-Length: -5\r\n\r\n",
                       error: .invalidContentLength, status: 400),
         MalformedCase(name: "plus-signed Content-Length", input: post + "Content-Length: +5\r\n\r\nhello",
