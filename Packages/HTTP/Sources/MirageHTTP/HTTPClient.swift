@@ -102,8 +102,9 @@ private final class ClientSession {
     var pooled = false
     var closed = false
     var readingPaused = false
-    var timer: TimerID?
-    var timerDeadline: Instant?
+    var timer = ConnectionTimers.Slot()
+    /// Events are being delivered; calls from handlers defer the settling.
+    var processing = false
     init(id: ConnectionID, endpoint: Endpoint?, core: HTTPClientConnection, established: Bool) {
         self.id = id
         self.endpoint = endpoint
@@ -198,8 +199,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     /// Requests waiting for a connection, per endpoint, oldest first.
     private var queues: [Endpoint: [ClientRequest]] = [:]
     private var queuedCount = 0
-    private var timerOwners: [TimerID: ConnectionID] = [:]
-    private var processing: Set<ConnectionID> = []
+    private var connectionTimers = ConnectionTimers()
     /// Failures found during an application call, delivered from a timer
     /// so that handlers are never called re-entrantly.
     private var deferredFailures: [(request: HTTPClientRequestID, handler: any HTTPClientHandler, error: HTTPError)] = []
@@ -369,7 +369,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
             session.readingPaused = false
             stack.resumeReading(c)
         }
-        if !processing.contains(c) { schedule(session, at: clock.now()) }
+        if !session.processing { schedule(session, at: clock.now()) }
     }
 
     /// Abandons `id`: no more events for it. A request in progress has its
@@ -534,11 +534,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
             let n = openPerEndpoint[endpoint, default: 1] - 1
             openPerEndpoint[endpoint] = n > 0 ? n : nil
         }
-        if let t = session.timer {
-            timers.cancel(t)
-            timerOwners[t] = nil
-            session.timer = nil
-        }
+        connectionTimers.cancel(&session.timer, on: timers)
         guard close else { return }
         if abort { stack.abort(session.id) } else { stack.close(session.id) }
     }
@@ -676,9 +672,8 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
             for f in failures { f.handler.requestFailed(f.request, error: f.error) }
             return
         }
-        guard let c = timerOwners.removeValue(forKey: id), let session = sessions[c] else { return }
-        session.timer = nil
-        session.timerDeadline = nil
+        guard let c = connectionTimers.fired(id), let session = sessions[c] else { return }
+        session.timer = ConnectionTimers.Slot()
         if let deadline = session.core.nextDeadline, deadline <= now {
             session.core.timerFired(now: now)
         }
@@ -690,10 +685,9 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     /// Delivers the connection's events to the request's handler, then
     /// sends, releases or closes.
     private func process(_ session: ClientSession) {
-        let c = session.id
-        guard !processing.contains(c) else { return }
-        processing.insert(c)
-        defer { processing.remove(c) }
+        guard !session.processing else { return }
+        session.processing = true
+        defer { session.processing = false }
         while !session.closed {
             let request = session.request.flatMap { requests[$0] }
             if let request, request.paused { break }
@@ -720,7 +714,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
                 retire(session, abort: false, close: false)
                 if let endpoint = session.endpoint { serveQueue(endpoint) }
                 if let request {
-                    request.handler.connectionUpgraded(c, request: request.id, leftover: leftover)
+                    request.handler.connectionUpgraded(session.id, request: request.id, leftover: leftover)
                 }
                 return
             case .failed(let error):
@@ -734,7 +728,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     /// Settles now unless the session is being processed (which settles
     /// when it is done).
     private func settleLater(_ session: ClientSession) {
-        if !processing.contains(session.id) { settle(session) }
+        if !session.processing { settle(session) }
     }
 
     /// Sends what is pending, finishes a completed request, pools or closes
@@ -783,18 +777,11 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     /// was lost on the way.
     @discardableResult
     private func flush(_ session: ClientSession) -> Bool {
-        while session.core.outputCount > 0 {
-            let written: Int
-            do throws(DeviceError) {
-                written = try session.core.withOutput { (span) throws(DeviceError) -> Int in
-                    try stack.write(span, on: session.id)
-                }
-            } catch {
-                lost(session, error: .device(error), abort: true)
-                return false
-            }
-            session.core.consumeOutput(written)
-            if written == 0 { break }
+        do throws(DeviceError) {
+            try session.core.send(on: session.id, through: stack)
+        } catch {
+            lost(session, error: .device(error), abort: true)
+            return false
         }
         return true
     }
@@ -807,14 +794,6 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     }
 
     private func schedule(_ session: ClientSession, at deadline: Instant) {
-        if let scheduled = session.timerDeadline, scheduled <= deadline { return }
-        if let t = session.timer {
-            timers.cancel(t)
-            timerOwners[t] = nil
-        }
-        let id = timers.schedule(at: deadline, self)
-        session.timer = id
-        session.timerDeadline = deadline
-        timerOwners[id] = session.id
+        connectionTimers.arm(&session.timer, at: deadline, for: session.id, on: timers, handler: self)
     }
 }

@@ -445,13 +445,7 @@ public struct HTTPClientConnection: Sendable {
 
     /// When `timerFired` should be called, if at all.
     public var nextDeadline: Instant? {
-        Self.earlier(Self.earlier(headerDeadline, bodyDeadline), Self.earlier(continueDeadline, idleDeadline))
-    }
-
-    private static func earlier(_ a: Instant?, _ b: Instant?) -> Instant? {
-        guard let a else { return b }
-        guard let b else { return a }
-        return min(a, b)
+        earlier(earlier(headerDeadline, bodyDeadline), earlier(continueDeadline, idleDeadline))
     }
 
     /// Time passed: a held body is released after the continue timeout; a

@@ -93,8 +93,7 @@ public struct HTTPServerConfiguration: Sendable {
 private final class ServerSession {
     var connection: HTTPServerConnection
     var exchange: UInt64 = 0
-    var timer: TimerID?
-    var timerDeadline: Instant?
+    var timer = ConnectionTimers.Slot()
     var paused = false
     var handlerWaitsForRoom = false
     var closed = false
@@ -126,7 +125,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
     private let clock: any MonotonicClock
     private let wallClock: (any WallClock)?
     private var sessions: [ConnectionID: ServerSession] = [:]
-    private var timerOwners: [TimerID: ConnectionID] = [:]
+    private var connectionTimers = ConnectionTimers()
     private var listeners: [ListenerID] = []
     private var dateSecond: Int64 = .min
     private var dateText = ""
@@ -283,10 +282,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
     public func connectionClosed(_ connection: ConnectionID, reason: CloseReason) {
         guard let session = sessions.removeValue(forKey: connection) else { return }
         statistics.connectionsOpen -= 1
-        if let t = session.timer {
-            timers.cancel(t)
-            timerOwners[t] = nil
-        }
+        connectionTimers.cancel(&session.timer, on: timers)
         let inProgress = session.exchangeOpen
         session.closed = true
         if inProgress {
@@ -298,9 +294,8 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
     // MARK: TimerHandler
 
     public func timerFired(_ id: TimerID, now: Instant) {
-        guard let connection = timerOwners.removeValue(forKey: id), let session = sessions[connection] else { return }
-        session.timer = nil
-        session.timerDeadline = nil
+        guard let connection = connectionTimers.fired(id), let session = sessions[connection] else { return }
+        session.timer = ConnectionTimers.Slot()
         if let deadline = session.connection.nextDeadline, deadline <= now {
             session.connection.timerFired(now: now)
         }
@@ -331,10 +326,7 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
                 session.closed = true
                 sessions[connection] = nil
                 statistics.connectionsOpen -= 1
-                if let t = session.timer {
-                    timers.cancel(t)
-                    timerOwners[t] = nil
-                }
+                connectionTimers.cancel(&session.timer, on: timers)
                 handler.connectionUpgraded(connection, exchange: exchange, leftover: leftover)
                 return
             case .failed(let error):
@@ -362,19 +354,12 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
 
     private func flush(_ connection: ConnectionID, _ session: ServerSession) {
         guard !session.closed else { return }
-        while session.connection.outputCount > 0 {
-            let written: Int
-            do throws(DeviceError) {
-                written = try session.connection.withOutput { (span) throws(DeviceError) -> Int in
-                    try stack.write(span, on: connection)
-                }
-            } catch {
-                session.closed = true
-                stack.abort(connection)
-                return
-            }
-            session.connection.consumeOutput(written)
-            if written == 0 { break }
+        do throws(DeviceError) {
+            try session.connection.send(on: connection, through: stack)
+        } catch {
+            session.closed = true
+            stack.abort(connection)
+            return
         }
         if session.connection.shouldClose {
             session.closed = true
@@ -392,17 +377,9 @@ public final class HTTPServer<S: Stack>: HTTPResponder, TCPHandler, TimerHandler
         rearm(connection, session)
     }
 
-    /// Keeps one timer per connection, at or before its next deadline.
+    /// Keeps the connection's timer at or before its next deadline.
     private func rearm(_ connection: ConnectionID, _ session: ServerSession) {
         guard let deadline = session.connection.nextDeadline else { return }
-        if let scheduled = session.timerDeadline, scheduled <= deadline { return }
-        if let t = session.timer {
-            timers.cancel(t)
-            timerOwners[t] = nil
-        }
-        let id = timers.schedule(at: deadline, self)
-        session.timer = id
-        session.timerDeadline = deadline
-        timerOwners[id] = connection
+        connectionTimers.arm(&session.timer, at: deadline, for: connection, on: timers, handler: self)
     }
 }

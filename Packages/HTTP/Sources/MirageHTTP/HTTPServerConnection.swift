@@ -216,7 +216,6 @@ public struct HTTPServerConnection: Sendable {
             }
         } catch {
             fail(error)
-            pendingFailure = nil
             return .failed(error)
         }
     }
@@ -284,14 +283,7 @@ public struct HTTPServerConnection: Sendable {
     // MARK: Timers
 
     /// When `timerFired` should be called, if at all.
-    public var nextDeadline: Instant? {
-        switch (headerDeadline, idleDeadline) {
-        case (let a?, let b?): return min(a, b)
-        case (let a?, nil): return a
-        case (nil, let b?): return b
-        case (nil, nil): return nil
-        }
-    }
+    public var nextDeadline: Instant? { earlier(headerDeadline, idleDeadline) }
 
     /// Time passed. A head not complete in time gets 408; an idle
     /// connection or a stalled body is closed.
