@@ -76,7 +76,7 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
         guard let path = Self.path(of: head.target) else {
             return try plain(exchange, .badRequest, responder: responder)
         }
-        guard let key = resolve(path) else {
+        guard let (key, size) = resolve(path) else {
             if directoryRedirect(path) {
                 // The target's own (still encoded) path, so the Location is
                 // as valid a URI reference as the request was.
@@ -84,10 +84,6 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
                 fields.append(name: "Location", value: String(head.path) + "/")
                 return try plain(exchange, .movedPermanently, fields: fields, responder: responder)
             }
-            return try plain(exchange, .notFound, responder: responder)
-        }
-        let size: Int
-        do throws(DeviceError) { size = try store.size(of: key) } catch {
             return try plain(exchange, .notFound, responder: responder)
         }
         let info = self.info(key, size: size)
@@ -227,11 +223,12 @@ public final class HTTPFileHandler<Store: KeyValueStore>: HTTPServerHandler {
         return nil
     }
 
-    /// The store key for a decoded path: `index.html` for a directory.
-    private func resolve(_ path: String) -> String? {
+    /// The store key for a decoded path (`index.html` for a directory) and its size.
+    private func resolve(_ path: String) -> (key: String, size: Int)? {
         var key = String(path.dropFirst())
         if key.isEmpty || key.hasSuffix("/") { key += "index.html" }
-        return (try? store.size(of: key)) != nil ? key : nil
+        guard let size = try? store.size(of: key) else { return nil }
+        return (key, size)
     }
 
     /// Whether `/dir` should become `/dir/` (`dir/index.html` exists).
