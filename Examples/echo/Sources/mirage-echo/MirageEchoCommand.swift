@@ -109,14 +109,7 @@ struct MirageEchoCommand: ParsableCommand {
         // What was open when the signal came, before `stop` closes it.
         let atStop = Self.describe(server, setup: setup)
         server.stop()
-        switch setup {
-        case .socket(let stack):
-            stack.closeAll()
-        case .tap(let tap):
-            standardOutput("stack counters:\n" + tap.statisticsDescription)
-            if let faults = tap.faultStatisticsDescription { standardOutput(faults) }
-            tap.shutdown()
-        }
+        setup.shutdown()
         let counters = server.counters
         standardOutput(
             "stopped by signal \(signal): \(counters.connectionsAccepted) connections, "

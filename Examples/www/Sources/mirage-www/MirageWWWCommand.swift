@@ -113,14 +113,7 @@ struct MirageWWWCommand: ParsableCommand {
         signals.close()
         let atStop = server.status
         server.stop()
-        switch setup {
-        case .socket(let stack):
-            stack.closeAll()
-        case .tap(let tap):
-            writeLine("stack counters:\n" + tap.statisticsDescription, to: STDOUT_FILENO)
-            if let faults = tap.faultStatisticsDescription { writeLine(faults, to: STDOUT_FILENO) }
-            tap.shutdown()
-        }
+        setup.shutdown()
         writeLine("stopped by signal \(signal): \(atStop)", to: STDOUT_FILENO)
     }
 

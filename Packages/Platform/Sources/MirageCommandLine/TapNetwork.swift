@@ -303,6 +303,21 @@ public enum NetworkSetup {
         case .tap(let t): t.stack
         }
     }
+
+    /// Ends the network at a program's exit: the kernel's sockets are
+    /// closed; our stack's counters (and the fault injector's, if any) are
+    /// printed to standard output, then the tap and any namespace we made
+    /// are removed.
+    public func shutdown() {
+        switch self {
+        case .socket(let stack):
+            stack.closeAll()
+        case .tap(let tap):
+            writeLine("stack counters:\n" + tap.statisticsDescription, to: STDOUT_FILENO)
+            if let faults = tap.faultStatisticsDescription { writeLine(faults, to: STDOUT_FILENO) }
+            tap.shutdown()
+        }
+    }
 }
 
 extension MirageOptions {
