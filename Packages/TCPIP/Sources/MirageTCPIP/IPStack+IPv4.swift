@@ -120,17 +120,27 @@ extension IPStack {
     /// offset of the buffer (`payloadLength` bytes), fragmenting to the MTU
     /// when needed. Throws `wouldBlock` (as `.device`) only when nothing was
     /// sent; datagrams waiting for ARP are queued.
+    ///
+    /// With `metadata` other than `.none` (offloads the interface
+    /// announced) the datagram goes straight to the device or not at all:
+    /// `offloadUnavailable` when the next hop is not resolved yet (a queued
+    /// datagram is sent later without metadata); a datagram the device
+    /// segments may exceed the MTU.
     func sendIPv4(to destination: IPv4Address, from source: IPv4Address? = nil, protocol proto: UInt8,
-                  payloadLength: Int, dontFragment: Bool = false,
+                  payloadLength: Int, dontFragment: Bool = false, metadata: TransmitMetadata = .none,
                   _ fill: (inout MutableSpan<UInt8>, Int) -> Void) throws(TCPIPError) {
         let limit = IPv4Packet.maximumLength - IPv4Header.length
         guard payloadLength >= 0, payloadLength <= limit else { throw .datagramTooLarge(size: payloadLength, limit: limit) }
         let now = clock.now()
         let hop = try nextHop(for: destination, now: now)
         defer { performARPActions(now: now) }
+        let offloaded = metadata.checksum != nil || metadata.segmentation != nil
+        if offloaded {
+            guard case .mac = hop else { throw .offloadUnavailable }
+        }
         let src = source ?? configuration.ipv4?.address ?? .any
         let mtu = linkMTU
-        let fits = IPv4Header.length + payloadLength <= mtu
+        let fits = IPv4Header.length + payloadLength <= mtu || metadata.segmentation != nil
         var header = IPv4Header(source: src, destination: destination, protocol: proto, payloadLength: payloadLength,
                                 timeToLive: configuration.timeToLive, dontFragment: dontFragment)
         // Atomic datagrams (DF set) may carry any ID (RFC 6864 §4.1); give
@@ -141,13 +151,17 @@ extension IPStack {
             let length = EthernetHeader.length + IPv4Header.length + payloadLength
             let ourMAC = interface.macAddress
             do {
-                try interface.transmit(length: length, metadata: .none) { buffer in
+                try interface.transmit(length: length, metadata: metadata) { buffer in
                     EthernetHeader(destination: mac, source: ourMAC, etherType: EtherType.ipv4).emit(into: &buffer)
                     fill(&buffer, EthernetHeader.length + IPv4Header.length)
                     header.emit(into: &buffer, at: EthernetHeader.length)
                     return length
                 }
             } catch {
+                // The device may refuse an offload it cannot do after all
+                // (a frame over its segmentation limit): try without.
+                if offloaded, case .invalidArgument = error { throw .offloadUnavailable }
+                if offloaded, case .frameTooLarge = error { throw .offloadUnavailable }
                 throw .device(error)
             }
             statistics.framesTransmitted += 1

@@ -95,6 +95,10 @@ extension IPStack {
                 && socket.connection.acceptsNewIncarnation(synSequence: segment.sequenceNumber)
                 && tcpListener(port: tuple.localPort, address: tuple.localAddress) != nil
             if !newIncarnation {
+                if inReceiveBatch && !socket.connection.batching {
+                    socket.connection.beginBatch()
+                    tcpBatch.append(socket)
+                }
                 socket.connection.receive(segment, now: now)
                 service(socket)
                 return
@@ -136,6 +140,7 @@ extension IPStack {
                                        pathMTU: pathMTU(to: tuple.remoteAddress), configuration: configuration.tcp,
                                        now: now)
         let socket = TCPSocket(id: allocateConnectionID(), connection: connection, handler: nil)
+        socket.connection.setSegmentationOffload(maximumBytes: tcpSegmentationLimit)
         socket.halfOpenListener = id
         socket.listener = id
         listener.halfOpen += 1
@@ -211,7 +216,7 @@ extension IPStack {
             let remote = socket.connection.remote.address
             for out in outbox where socket.connection.payloadIsHeld(out) {
                 _ = transmitTCP(out.header, payloadLength: out.payloadLength, payloadStart: out.payloadStart,
-                                of: socket, from: local, to: remote)
+                                segmentSize: out.segmentSize, of: socket, from: local, to: remote)
             }
             // Give the array's storage back so steady state reuses it.
             outbox.removeAll(keepingCapacity: true)
@@ -226,12 +231,102 @@ extension IPStack {
         if socket.released && socket.connection.state == .closed && !socket.queued { removeTCP(socket) }
     }
 
+    /// Sends the connections' output held back during the receive batch
+    /// that just ended, one flush (and at most one ACK) per connection.
+    func flushTCPBatch() {
+        guard !tcpBatch.isEmpty else { return }
+        let now = clock.now()
+        for socket in tcpBatch {
+            socket.connection.flush(now: now)
+            service(socket)
+        }
+        tcpBatch.removeAll(keepingCapacity: true)
+    }
+
+    /// The most data bytes one TCP frame may carry for the device to
+    /// segment, or 0 when the device cannot (or must not) segment: the
+    /// largest IPv4 datagram less its header and the largest TCP header.
+    var tcpSegmentationLimit: Int {
+        let needed: OffloadCapabilities = [.tcpSegmentationIPv4, .transmitChecksum]
+        guard configuration.tcpSegmentationOffload, interface.offloads.isSuperset(of: needed) else { return 0 }
+        return IPv4Packet.maximumLength - IPv4Header.length - Self.maximumTCPHeaderLength
+    }
+
+    /// A TCP header with 40 bytes of options (RFC 9293 §3.1).
+    static var maximumTCPHeaderLength: Int { TCPSegment.minimumHeaderLength + TCPOptions.maximumLength }
+
     /// One segment as an IPv4 datagram with DF set (RFC 1191: TCP sizes
     /// its segments to the path MTU instead of fragmenting); the payload
     /// is copied from the connection's send buffer into the frame.
+    ///
+    /// More data than `segmentSize` goes to the device as one frame to
+    /// segment (TSO) with the checksum left to it; when the device cannot
+    /// take it that way (the next hop is not resolved, offload refused) the
+    /// frame is cut into segments here, each sent whole.
     @discardableResult
     func transmitTCP(_ header: TCPHeader, payloadLength: Int, payloadStart: SequenceNumber = SequenceNumber(0),
-                     of socket: TCPSocket?, from local: IPv4Address, to remote: IPv4Address) -> Bool {
+                     segmentSize: Int = Int.max, of socket: TCPSocket?, from local: IPv4Address,
+                     to remote: IPv4Address) -> Bool {
+        let headerLength = header.length
+        let segmented = payloadLength > segmentSize
+        let deviceChecksum = configuration.transmitChecksumOffload && interface.offloads.contains(.transmitChecksum)
+        if segmented || deviceChecksum {
+            // virtio's csum_start/csum_offset: the device sums from the TCP
+            // header to the end into the checksum field (RFC 9293 §3.1).
+            var metadata = TransmitMetadata()
+            metadata.checksum = ChecksumRequest(start: UInt16(EthernetHeader.length + IPv4Header.length),
+                                                offset: UInt16(TCPSegment.Offset.checksum))
+            if segmented {
+                metadata.segmentation = Segmentation(kind: .tcpIPv4, segmentSize: UInt16(clamping: segmentSize),
+                                                     headerLength: UInt16(EthernetHeader.length + IPv4Header.length + headerLength))
+            }
+            do {
+                try sendIPv4(to: remote, from: local, protocol: IPProtocol.tcp, payloadLength: headerLength + payloadLength,
+                             dontFragment: true, metadata: metadata) { buffer, offset in
+                    if payloadLength > 0, let socket {
+                        socket.connection.sendBuffer.copy(from: payloadStart, length: payloadLength, into: &buffer,
+                                                          at: offset + headerLength)
+                    }
+                    header.emit(into: &buffer, at: offset, payloadLength: payloadLength, source: local,
+                                destination: remote, checksum: .partial)
+                }
+                statistics.tcpSegmentsSent += 1
+                if segmented {
+                    statistics.tcpSegmentationFramesSent += 1
+                    statistics.tcpSegmentationSegmentsSent += UInt64((payloadLength + segmentSize - 1) / segmentSize)
+                }
+                return true
+            } catch .offloadUnavailable {
+                // Fall through: whole segments, checksums ours.
+            } catch {
+                statistics.tcpTransmitDropped += 1
+                return false
+            }
+        }
+        if segmented {
+            // Cut here: PSH and FIN only on the last piece, as a device would.
+            var offset = 0
+            var sentAny = false
+            while offset < payloadLength {
+                let length = min(segmentSize, payloadLength - offset)
+                var piece = header
+                piece.sequenceNumber = header.sequenceNumber + offset
+                if offset + length < payloadLength { piece.flags.subtract([.psh, .fin]) }
+                if transmitWholeTCP(piece, payloadLength: length, payloadStart: payloadStart + offset, of: socket,
+                                    from: local, to: remote) {
+                    sentAny = true
+                }
+                offset += length
+            }
+            return sentAny
+        }
+        return transmitWholeTCP(header, payloadLength: payloadLength, payloadStart: payloadStart, of: socket,
+                                from: local, to: remote)
+    }
+
+    /// One whole segment, its checksum computed here.
+    private func transmitWholeTCP(_ header: TCPHeader, payloadLength: Int, payloadStart: SequenceNumber,
+                                  of socket: TCPSocket?, from local: IPv4Address, to remote: IPv4Address) -> Bool {
         let headerLength = header.length
         do {
             try sendIPv4(to: remote, from: local, protocol: IPProtocol.tcp, payloadLength: headerLength + payloadLength,
@@ -491,6 +586,7 @@ extension IPStack {
                                        pathMTU: pathMTU(to: address), configuration: configuration.tcp, now: now)
         connection.setConnectDeadline(now + (timeout ?? configuration.connectTimeout))
         let socket = TCPSocket(id: allocateConnectionID(), connection: connection, handler: handler)
+        socket.connection.setSegmentationOffload(maximumBytes: tcpSegmentationLimit)
         socket.announced = true
         insertTCP(socket)
         statistics.tcpConnectionsOpened += 1

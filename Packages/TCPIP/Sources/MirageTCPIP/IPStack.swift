@@ -54,6 +54,13 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
         public var tcpResetRate: Int = 1000
         /// RST burst size.
         public var tcpResetBurst: Int = 200
+        /// Hand the device TCP frames of up to 64 KiB to segment when it
+        /// announces TSO and checksum offload (`tcpSegmentationIPv4` and
+        /// `transmitChecksum`); false sends every segment whole.
+        public var tcpSegmentationOffload = true
+        /// Let the device complete TCP checksums when it announces
+        /// `transmitChecksum`.
+        public var transmitChecksumOffload = true
 
         /// A configuration with a static address, or none.
         public init(ipv4: IPv4Configuration? = nil, dhcp: Bool = false) {
@@ -104,6 +111,11 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
     var tcpReady: [TCPSocket] = []
     /// Set while events are being delivered: calls from handlers queue.
     var deliveringTCPEvents = false
+    /// Connections that received segments in the current receive batch:
+    /// their output and ACKs wait for `receiveBatchEnded` (one ACK per batch).
+    var tcpBatch: [TCPSocket] = []
+    /// Between the first `frameReceived` of a batch and `receiveBatchEnded`.
+    var inReceiveBatch = false
     /// Received bytes are copied here to be lent to the handler, so the
     /// handler may call back into the stack while it holds them.
     var tcpReadScratch: [UInt8] = []
@@ -215,6 +227,8 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
             return
         }
         let now = clock.now()
+        inReceiveBatch = true
+        if metadata.segmentation != nil { statistics.tcpCoalescedFramesReceived += 1 }
         switch ethernet.etherType {
         case EtherType.arp:
             receiveARP(ethernet.payload, now: now)
@@ -226,6 +240,8 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
     }
 
     public func receiveBatchEnded() {
+        inReceiveBatch = false
+        flushTCPBatch()
         deliverTCPEvents()
         rearmTimer()
     }

@@ -76,8 +76,16 @@ public struct IPStackStatistics: Hashable, Sendable, CustomStringConvertible {
     public var fragmentsSent: UInt64 = 0
     /// TCP segments received and checked.
     public var tcpSegmentsReceived: UInt64 = 0
-    /// TCP segments sent.
+    /// TCP segments sent (a frame the device segments counts once).
     public var tcpSegmentsSent: UInt64 = 0
+    /// TCP frames larger than one segment handed to the device to cut up
+    /// (TSO/GSO, `OffloadCapabilities.tcpSegmentationIPv4`).
+    public var tcpSegmentationFramesSent: UInt64 = 0
+    /// Wire segments those frames became (data bytes ÷ segment size).
+    public var tcpSegmentationSegmentsSent: UInt64 = 0
+    /// TCP frames received that the device had coalesced from several
+    /// segments (GRO/LRO: `ReceiveMetadata.segmentation`).
+    public var tcpCoalescedFramesReceived: UInt64 = 0
     /// RSTs sent for segments that matched no connection.
     public var tcpResetsSent: UInt64 = 0
     /// RSTs not sent because of the rate limit.
@@ -124,7 +132,9 @@ public struct IPStackStatistics: Hashable, Sendable, CustomStringConvertible {
             ("dropped-tcp-backlog-full", droppedTCPBacklogFull),
             ("dropped-tcp-listen-unexpected", droppedTCPListenUnexpected),
             ("tcp-transmit-dropped", tcpTransmitDropped), ("tcp-segments-received", tcpSegmentsReceived),
-            ("tcp-segments-sent", tcpSegmentsSent), ("tcp-resets-sent", tcpResetsSent),
+            ("tcp-segments-sent", tcpSegmentsSent), ("tcp-segmentation-frames-sent", tcpSegmentationFramesSent),
+            ("tcp-segmentation-segments-sent", tcpSegmentationSegmentsSent),
+            ("tcp-coalesced-frames-received", tcpCoalescedFramesReceived), ("tcp-resets-sent", tcpResetsSent),
             ("tcp-resets-rate-limited", tcpResetsRateLimited), ("tcp-connections-accepted", tcpConnectionsAccepted),
             ("tcp-connections-opened", tcpConnectionsOpened), ("tcp-time-wait-evicted", tcpTimeWaitEvicted),
         ]

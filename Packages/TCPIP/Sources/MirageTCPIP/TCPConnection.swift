@@ -101,6 +101,12 @@ public struct TCPConnection {
 
     /// A segment to send: the header, and the span of the send buffer (from
     /// `payloadStart`, `payloadLength` bytes) that is its data.
+    ///
+    /// With segmentation offload (`setSegmentationOffload`) one `Outgoing`
+    /// may carry more than a segment's worth of data: the device cuts it
+    /// into segments of `segmentSize` data bytes, each with this header's
+    /// options (TSO/GSO). Without it `payloadLength` never exceeds
+    /// `segmentSize`.
     public struct Outgoing: Sendable {
         /// The header (ports, numbers, flags, window, options).
         public var header: TCPHeader
@@ -108,6 +114,8 @@ public struct TCPConnection {
         public var payloadStart: SequenceNumber
         /// Data bytes, taken from `sendBuffer`.
         public var payloadLength: Int
+        /// Data bytes per segment on the wire (the effective send MSS).
+        public var segmentSize: Int
     }
 
     /// Counters of one connection, for the application and tracing.
@@ -217,6 +225,20 @@ public struct TCPConnection {
     var writeBlocked = false
     /// The window in the last segment sent, in bytes.
     var advertisedWindow = 0
+    /// Most data bytes in one `Outgoing` when the device segments large
+    /// frames (0: no offload, one segment each).
+    var segmentationLimit = 0
+
+    // Batching (Docs/ARCHITECTURE.md, "TCP in MirageTCPIP"): while the
+    // stack feeds a batch of received segments, new data and the ACK for
+    // in-order data wait for `flush`, so a batch gets one ACK and the
+    // window the batch opened is sent in as few (large) segments as it can.
+    /// Set by `beginBatch`, cleared by `flush`.
+    public private(set) var batching = false
+    /// Output was asked for during the batch.
+    var flushPending = false
+    /// An ACK is owed for in-order data received during the batch.
+    var ackPending = false
 
     // MARK: Opening
 
@@ -339,6 +361,31 @@ public struct TCPConnection {
         enterClosed(.aborted)
     }
 
+    /// Holds output and in-order ACKs until `flush` (the stack calls it at
+    /// the start of a receive batch). Segments that must go at once —
+    /// duplicate ACKs for out-of-order data, challenge ACKs, RSTs,
+    /// retransmissions — are still queued immediately.
+    public mutating func beginBatch() {
+        batching = true
+    }
+
+    /// Ends a batch: sends what the windows now allow, and one ACK when
+    /// in-order data is owed one and no data segment carried it.
+    public mutating func flush(now: Instant) {
+        batching = false
+        guard flushPending else { return }
+        flushPending = false
+        output(now: now)
+        if ackPending && state != .closed { sendAck(now: now) }
+    }
+
+    /// Lets one `Outgoing` carry up to `maximumBytes` of data for the
+    /// device to segment (TSO/GSO); 0 turns it off. The stack sets it when
+    /// the interface announces TCP segmentation offload.
+    public mutating func setSegmentationOffload(maximumBytes: Int) {
+        segmentationLimit = max(0, maximumBytes)
+    }
+
     /// The application read data and the window opened: announce it once it
     /// has grown by a segment or half the buffer beyond what we last
     /// advertised (RFC 1122 §4.2.3.3, receiver-side SWS avoidance), which is
@@ -353,12 +400,14 @@ public struct TCPConnection {
 
     /// When `timerFired` next has work.
     public var nextDeadline: Instant? {
-        var next = retransmitDeadline
-        for d in [delayedAckDeadline, timeWaitDeadline, finWait2Deadline, persistDeadline, connectDeadline,
-                  keepAliveDeadline] {
-            if let d, next.map({ d < $0 }) ?? true { next = d }
+        // Called for every connection on every timer rearm: no array here.
+        func earlier(_ a: Instant?, _ b: Instant?) -> Instant? {
+            guard let a else { return b }
+            guard let b else { return a }
+            return b < a ? b : a
         }
-        return next
+        return earlier(earlier(earlier(retransmitDeadline, delayedAckDeadline), earlier(timeWaitDeadline, finWait2Deadline)),
+                       earlier(earlier(persistDeadline, connectDeadline), keepAliveDeadline))
     }
 
     /// Runs the timers due at `now`.
@@ -710,7 +759,7 @@ public struct TCPConnection {
                 if seq != rcvNxt - delivered || receiveBuffer.outOfOrderBytes > 0 || delivered < payload.count {
                     sendAck(now: now)  // out of order or a gap: ACK at once (RFC 5681 §4.2)
                 } else {
-                    scheduleAck(now: now)
+                    scheduleAck(dataBytes: payload.count, now: now)
                 }
             default:
                 break  // after the peer's FIN, data is ignored
@@ -723,7 +772,11 @@ public struct TCPConnection {
         if let fin = pendingFin, fin == rcvNxt, !finReceived {
             processFin(now: now)
         }
-        output(now: now)
+        if batching {
+            flushPending = true
+        } else {
+            output(now: now)
+        }
     }
 
     mutating func processAck(_ s: borrowing TCPSegment, now: Instant) {
@@ -845,11 +898,20 @@ public struct TCPConnection {
 
     // MARK: Sending
 
-    mutating func scheduleAck(now: Instant) {
-        unacknowledgedSegments += 1
-        // RFC 5681 §4.2: ACK at least every second full-sized segment.
+    mutating func scheduleAck(dataBytes: Int, now: Instant) {
+        // A segment the device coalesced (GRO) stands for as many as it holds.
+        unacknowledgedSegments += max(1, dataBytes / max(receiveMSS - 40, 1))
+        // RFC 5681 §4.2: ACK at least every second full-sized segment —
+        // within a batch, once at its end (a device that coalesces
+        // segments, GRO, gives the same stretch ACKs, which RFC 5681 §4.2
+        // allows and every modern sender counts by bytes).
         if unacknowledgedSegments >= 2 {
-            sendAck(now: now)
+            if batching {
+                ackPending = true
+                flushPending = true
+            } else {
+                sendAck(now: now)
+            }
         } else if delayedAckDeadline == nil {
             delayedAckDeadline = now + configuration.delayedAcknowledgment
         }
@@ -899,7 +961,7 @@ public struct TCPConnection {
         let header = TCPHeader(sourcePort: local.port, destinationPort: remote.port, sequenceNumber: iss,
                                acknowledgmentNumber: ack ? rcvNxt : SequenceNumber(0), flags: ack ? [.syn, .ack] : .syn,
                                window: window, options: options)
-        outbox.append(Outgoing(header: header, payloadStart: iss + 1, payloadLength: 0))
+        outbox.append(Outgoing(header: header, payloadStart: iss + 1, payloadLength: 0, segmentSize: 0))
         statistics.segmentsSent += 1
         retransmitDeadline = now + rtt.timeout
         if ack { lastAckSent = rcvNxt }
@@ -910,7 +972,7 @@ public struct TCPConnection {
     /// A segment from this connection: the window, timestamps and SACK
     /// blocks filled in; sending any ACK cancels a delayed one.
     mutating func makeSegment(sequence: SequenceNumber, acknowledgment: SequenceNumber?, flags: TCPFlags, length: Int,
-                              from start: SequenceNumber, now: Instant? = nil) -> Outgoing {
+                              from start: SequenceNumber, now: Instant? = nil, segmentSize: Int = 0) -> Outgoing {
         var options = TCPOptions()
         if timestampsOn, let now { options.timestamps = (Self.timestamp(now), tsRecent) }
         if sackOn && acknowledgment != nil {
@@ -927,9 +989,11 @@ public struct TCPConnection {
             lastAckSent = acknowledgment
             delayedAckDeadline = nil
             unacknowledgedSegments = 0
+            ackPending = false
         }
         statistics.segmentsSent += 1
-        return Outgoing(header: header, payloadStart: start, payloadLength: length)
+        return Outgoing(header: header, payloadStart: start, payloadLength: length,
+                        segmentSize: segmentSize > 0 ? segmentSize : length)
     }
 
     /// The peer's window counted from SND.UNA: its right edge is where the
@@ -975,6 +1039,9 @@ public struct TCPConnection {
         guard state != .closed && state != .synSent && state != .synReceived && state != .timeWait else { return }
         let window = min(offeredWindow, congestion.congestionWindow)
         let mss = dataPerSegment
+        // With segmentation offload one frame carries up to the limit, in
+        // whole segments, so every segment but the last is full-sized.
+        let perFrame = segmentationLimit > mss ? segmentationLimit / mss * mss : mss
         while true {
             let flight = sndNxt - sndUna
             let unsent = sendBuffer.end - sndNxt
@@ -986,14 +1053,14 @@ public struct TCPConnection {
                 }
                 break
             }
-            let length = min(unsent, mss, room)
+            let length = min(unsent, perFrame, room)
             // Nagle (RFC 896, RFC 1122 §4.2.3.4): hold a small segment while
             // data is unacknowledged, unless it is the last before FIN.
             if nagle && length < mss && flight > 0 && !finQueued && !retransmitting { break }
             if length < min(mss, unsent) && length < sndWnd / 2 && flight > 0 { break }  // sender SWS avoidance
             let isRetransmission = sndNxt < sendBuffer.end && retransmitting
             outbox.append(makeSegment(sequence: sndNxt, acknowledgment: rcvNxt, flags: .psh, length: length,
-                                      from: sndNxt, now: now))
+                                      from: sndNxt, now: now, segmentSize: mss))
             if isRetransmission { statistics.retransmissions += 1 }
             if timedSegment == nil && !retransmitting { timedSegment = (sndNxt, now) }
             sndNxt = sndNxt + length

@@ -32,6 +32,11 @@ public enum TCPIPError: Error, Equatable, Sendable {
     case malformedTCPOption(kind: UInt8)
     /// An address still being resolved whose pending queue is full.
     case pendingQueueFull(IPv4Address)
+    /// A datagram was to leave with device offloads (checksum,
+    /// segmentation) but cannot go straight to the device (its next hop is
+    /// being resolved, so it would be queued as plain bytes); nothing was
+    /// sent, and the caller sends it without offloads.
+    case offloadUnavailable
 
     /// The protocol layer an error refers to.
     public enum Layer: Equatable, Sendable {

@@ -130,6 +130,9 @@ public struct TCPReceiveBuffer {
         noteRecent(mergedStart, absorbed: absorbed)
     }
 
+    /// Separate out-of-order runs held (at most `maximumRuns`).
+    public var outOfOrderRunCount: Int { outOfOrder.count }
+
     /// RFC 2018 §4: the block holding the newest segment is reported first.
     private mutating func noteRecent(_ start: SequenceNumber, absorbed: [SequenceNumber]) {
         recent.removeAll { $0 == start || absorbed.contains($0) }
@@ -140,9 +143,9 @@ public struct TCPReceiveBuffer {
     /// SACK blocks for the next ACK (RFC 2018 §4): the run holding the most
     /// recently received segment first, then the other recent runs, at most
     /// `maximum`.
-    public func sackBlocks(maximum: Int) -> [SACKBlock] {
-        var blocks: [SACKBlock] = []
-        for start in recent where blocks.count < maximum {
+    public func sackBlocks(maximum: Int) -> SACKBlockList {
+        var blocks = SACKBlockList()
+        for start in recent where blocks.count < min(maximum, SACKBlockList.capacity) {
             if let run = outOfOrder.first(where: { $0.start == start }) {
                 blocks.append(SACKBlock(left: run.start, right: run.start + run.bytes.count))
             }

@@ -74,7 +74,8 @@ func bytes(_ range: Range<Int>) -> [UInt8] { range.map { UInt8(truncatingIfNeede
         for k in 0..<(TCPReceiveBuffer.maximumRuns + 5) {
             r.insert(bytes(0..<10).span, at: SequenceNumber(UInt32(100 + 20 * k)))
         }
-        #expect(r.sackBlocks(maximum: 100).count == TCPReceiveBuffer.maximumRuns)
+        #expect(r.outOfOrderRunCount == TCPReceiveBuffer.maximumRuns)
+        #expect(r.sackBlocks(maximum: 100).count == SACKBlockList.capacity)
         // Data past the window is never held.
         var small = TCPReceiveBuffer(next: SequenceNumber(0), capacity: 100)
         small.insert(bytes(0..<50).span, at: SequenceNumber(80))

@@ -35,6 +35,63 @@ public struct SACKBlock: Hashable, Sendable {
     }
 }
 
+/// Up to `TCPOptions.maximumSACKBlocks` SACK blocks, stored inline: an
+/// ACK's blocks are parsed and written for every segment while data is
+/// out of order, and an array would cost a heap allocation each time.
+public struct SACKBlockList: RandomAccessCollection, Hashable, Sendable {
+    private var b0 = SACKBlock(left: SequenceNumber(0), right: SequenceNumber(0))
+    private var b1 = SACKBlock(left: SequenceNumber(0), right: SequenceNumber(0))
+    private var b2 = SACKBlock(left: SequenceNumber(0), right: SequenceNumber(0))
+    private var b3 = SACKBlock(left: SequenceNumber(0), right: SequenceNumber(0))
+    /// Blocks held.
+    public private(set) var count = 0
+
+    /// No blocks.
+    public init() {}
+
+    /// The blocks of `blocks`, at most `capacity` of them.
+    public init(_ blocks: some Sequence<SACKBlock>) {
+        for block in blocks where count < Self.capacity { append(block) }
+    }
+
+    /// The most blocks held (RFC 2018 §3: 40 option bytes hold four).
+    public static var capacity: Int { 4 }
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { count }
+
+    /// The block at `index` (`0..<count`).
+    public subscript(index: Int) -> SACKBlock {
+        precondition(index >= 0 && index < count, "SACK block index out of range")
+        switch index {
+        case 0: return b0
+        case 1: return b1
+        case 2: return b2
+        default: return b3
+        }
+    }
+
+    /// Adds a block; returns false when `capacity` blocks are held.
+    @discardableResult
+    public mutating func append(_ block: SACKBlock) -> Bool {
+        switch count {
+        case 0: b0 = block
+        case 1: b1 = block
+        case 2: b2 = block
+        case 3: b3 = block
+        default: return false
+        }
+        count += 1
+        return true
+    }
+
+    public static func == (a: SACKBlockList, b: SACKBlockList) -> Bool { a.elementsEqual(b) }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for block in self { hasher.combine(block) }
+    }
+}
+
 /// The TCP options this stack understands, parsed. Unknown options are
 /// skipped by their length (RFC 9293 §3.1: an implementation MUST ignore
 /// options it does not implement).
@@ -57,7 +114,7 @@ public struct TCPOptions: Hashable, Sendable {
     var timestampValue: UInt32?
     var timestampEchoReply: UInt32 = 0
     /// SACK blocks (kind 5), at most `maximumSACKBlocks`.
-    public private(set) var sackBlocks: [SACKBlock] = []
+    public private(set) var sackBlocks = SACKBlockList()
 
     /// RFC 2018 §3: 40 option bytes hold at most 4 blocks (3 with timestamps).
     public static let maximumSACKBlocks = 4
@@ -86,8 +143,7 @@ public struct TCPOptions: Hashable, Sendable {
     @discardableResult
     public mutating func appendSACKBlock(_ block: SACKBlock) -> Bool {
         guard sackBlocks.count < Self.maximumSACKBlocks else { return false }
-        sackBlocks.append(block)
-        return true
+        return sackBlocks.append(block)
     }
 
     enum Kind {
@@ -132,7 +188,7 @@ public struct TCPOptions: Hashable, Sendable {
                     if sackBlocks.count < Self.maximumSACKBlocks {
                         sackBlocks.append(SACKBlock(left: SequenceNumber(field.u32(at: offset)),
                                                     right: SequenceNumber(field.u32(at: offset + 4))))
-                    }
+                    }  // further blocks are skipped (they cannot fit in 40 bytes with any other option)
                     offset += 8
                 }
             case Kind.timestamps:
@@ -208,7 +264,8 @@ public struct TCPOptions: Hashable, Sendable {
             buffer[i] = Kind.noOperation; buffer[i + 1] = Kind.noOperation
             buffer[i + 2] = Kind.sack; buffer[i + 3] = UInt8(2 + 8 * blocks)
             i += 4
-            for block in sackBlocks.prefix(blocks) {
+            for index in 0..<blocks {
+                let block = sackBlocks[index]
                 buffer.setU32(block.left.rawValue, at: i)
                 buffer.setU32(block.right.rawValue, at: i + 4)
                 i += 8
@@ -323,10 +380,21 @@ public struct TCPHeader: Hashable, Sendable {
     /// Bytes of header `emit` writes, options included.
     public var length: Int { TCPSegment.minimumHeaderLength + options.encodedLength }
 
+    /// What goes in the checksum field.
+    public enum Checksum: Sendable {
+        /// The checksum over the pseudo-header, the header and the payload.
+        case full
+        /// Only the folded pseudo-header sum (not complemented), for a
+        /// device that completes the checksum (`ChecksumRequest`, virtio's
+        /// NEEDS_CSUM, Linux's CHECKSUM_PARTIAL). The payload is not read.
+        case partial
+    }
+
     /// Writes the header at `offset` and the checksum over it and the
-    /// `payloadLength` bytes already placed after it.
+    /// `payloadLength` bytes already placed after it (or, with `.partial`,
+    /// the pseudo-header sum the device starts from).
     public func emit(into buffer: inout MutableSpan<UInt8>, at offset: Int, payloadLength: Int,
-                     source: IPv4Address, destination: IPv4Address) {
+                     source: IPv4Address, destination: IPv4Address, checksum: Checksum = .full) {
         typealias O = TCPSegment.Offset
         let headerLength = length
         buffer.setU16(sourcePort, at: offset + O.sourcePort)
@@ -341,6 +409,10 @@ public struct TCPHeader: Hashable, Sendable {
         options.emit(into: &buffer, at: offset + TCPSegment.minimumHeaderLength)
         let total = headerLength + payloadLength
         var sum = IPv4Header.pseudoHeaderSum(source: source, destination: destination, protocol: IPProtocol.tcp, length: total)
+        if checksum == .partial {
+            buffer.setU16(sum.foldedSum, at: offset + O.checksum)
+            return
+        }
         sum.add(buffer.span.extracting(offset..<(offset + total)))
         buffer.setU16(sum.checksum, at: offset + O.checksum)
     }
