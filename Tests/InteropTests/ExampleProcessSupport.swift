@@ -51,13 +51,14 @@ private func statusLines(_ process: SpawnedProcess) -> [String] {
 
 /// An `IPStack` in this process at `10.199.<net>.2/24` on a tap device
 /// moved into a new namespace, where the kernel has `10.199.<net>.1/24`.
-/// The body runs the loop itself.
+/// The body runs the loop itself. With `virtioNetHeader` the tap carries
+/// the virtio-net header and its offloads (checksum, TSO, GRO).
 func withStackOnTap(
-    net: Int, _ body: (TestNamespace, IPStack<TapInterface>, EventLoop) throws -> Void
+    net: Int, virtioNetHeader: Bool = false, _ body: (TestNamespace, IPStack<TapInterface>, EventLoop) throws -> Void
 ) throws {
     let loop = try EventLoop()
     let name = TestNames.linkBaseName() + "s"
-    let tap = try TapInterface(name: name, loop: loop)
+    let tap = try TapInterface(name: name, loop: loop, virtioNetHeader: virtioNetHeader)
     defer { tap.close() }
     try withNamespace { ns in
         try ns.adoptLink(name: name, address: "10.199.\(net).1/24", up: true)

@@ -358,9 +358,15 @@ extension IPStack {
             let socket = tcpReady[index]
             index += 1
             socket.queued = false
+            // The connection gets the spare (empty, with capacity) array and
+            // its events' array becomes the spare: no allocation per
+            // delivery in steady state.
             var events: [TCPConnection.Event] = []
+            swap(&events, &tcpEventScratch)
             swap(&events, &socket.connection.events)
             for event in events { dispatch(event, on: socket) }
+            events.removeAll(keepingCapacity: true)
+            tcpEventScratch = events
             if socket.released && socket.connection.state == .closed { removeTCP(socket) }
         }
         tcpReady.removeAll(keepingCapacity: true)

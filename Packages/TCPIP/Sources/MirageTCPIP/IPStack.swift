@@ -114,6 +114,8 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
     /// Connections that received segments in the current receive batch:
     /// their output and ACKs wait for `receiveBatchEnded` (one ACK per batch).
     var tcpBatch: [TCPSocket] = []
+    /// Spare storage for a connection's events while they are delivered.
+    var tcpEventScratch: [TCPConnection.Event] = []
     /// Between the first `frameReceived` of a batch and `receiveBatchEnded`.
     var inReceiveBatch = false
     /// Received bytes are copied here to be lent to the handler, so the
@@ -259,7 +261,8 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
         performARPActions(now: now)
         let expired = reassembler.expire(now: now)
         statistics.droppedFragments += UInt64(expired)
-        pathMTUs = pathMTUs.filter { $0.value.expires > now }
+        // Rebuilt only when an entry expired: the timer fires often.
+        if pathMTUs.values.contains(where: { !($0.expires > now) }) { pathMTUs = pathMTUs.filter { $0.value.expires > now } }
         dhcpTimer(now: now)
         tcpTimers(now: now)
         deliverTCPEvents()
@@ -277,7 +280,11 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
             timerDeadline = nil
             return
         }
-        if let current = timerDeadline, current == deadline, timer != nil { return }
+        // A timer already due no later is kept: firing early costs one
+        // call that finds nothing due and rearms, while moving it on every
+        // batch (the retransmission deadline moves with every ACK) costs a
+        // cancel and a schedule each time.
+        if let current = timerDeadline, !(deadline < current), timer != nil { return }
         if let t = timer { scheduler.cancel(t) }
         timer = scheduler.schedule(at: deadline, self)
         timerDeadline = deadline
