@@ -109,8 +109,8 @@ public final class TapInterface: NetworkInterface {
     ///     header (little-endian, TUNSETVNETLE) before each frame in the
     ///     buffers' headroom, and TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4
     ///     | TUN_F_TSO6, so `offloads` is `virtioNetHeaderOffloads`.
-    ///     Attaching to an existing device needs it made with the same flag
-    ///     (`ip tuntap add … vnet_hdr`), or the kernel refuses (EINVAL).
+    ///     Also works when attaching to a device made without `vnet_hdr`:
+    ///     the flags and offloads are the opener's.
     public init(
         name: String,
         loop: EventLoop,
