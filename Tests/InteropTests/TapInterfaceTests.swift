@@ -30,6 +30,8 @@ private let loopLimit = Interval.seconds(30)
 private final class FrameCollector: NetworkInterfaceHandler {
     var wanted: Set<UInt16>
     var frames: [[UInt8]] = []
+    /// The metadata of each frame in `frames`.
+    var metadata: [ReceiveMetadata] = []
     var onFrame: (([UInt8]) -> Void)?
     var onTransmitReady: (() -> Void)?
     var batchSizes: [Int] = []
@@ -46,6 +48,7 @@ private final class FrameCollector: NetworkInterfaceHandler {
         copy.reserveCapacity(frame.count)
         for index in 0..<frame.count { copy.append(frame[index]) }
         frames.append(copy)
+        self.metadata.append(metadata)
         onFrame?(copy)
     }
 
@@ -85,6 +88,70 @@ private func ipv4Bytes(_ text: String) -> [UInt8] {
     let octets = address.octets
     return [octets.0, octets.1, octets.2, octets.3]
 }
+
+/// The folded 16-bit one's complement sum of `bytes` (RFC 1071), plus `initial`.
+private func onesComplementSum(_ bytes: [UInt8], initial: UInt32 = 0) -> UInt16 {
+    var sum = initial
+    var index = 0
+    while index + 1 < bytes.count {
+        sum += UInt32(bytes[index]) << 8 | UInt32(bytes[index + 1])
+        index += 2
+    }
+    if index < bytes.count { sum += UInt32(bytes[index]) << 8 }
+    while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+    return UInt16(sum)
+}
+
+/// An Ethernet/IPv4/UDP frame whose UDP checksum field holds
+/// `checksumField(pseudoHeaderSum, fullChecksum)`. The pseudo-header sum is
+/// folded and not complemented, as a device completing the checksum wants it.
+private func udpFrame(
+    destination: MACAddress, source: MACAddress, from sourceAddress: String, to destinationAddress: String,
+    sourcePort: UInt16, destinationPort: UInt16, payload: [UInt8],
+    checksumField: (_ pseudoHeaderSum: UInt16, _ fullChecksum: UInt16) -> UInt16
+) -> [UInt8] {
+    let udpLength = 8 + payload.count
+    let sourceIP = ipv4Bytes(sourceAddress)
+    let destinationIP = ipv4Bytes(destinationAddress)
+    func be16(_ value: Int) -> [UInt8] { [UInt8((value >> 8) & 0xff), UInt8(value & 0xff)] }
+    var ip: [UInt8] = [0x45, 0] + be16(20 + udpLength) + [0, 0, 0x40, 0, 64, 17, 0, 0] + sourceIP + destinationIP
+    let ipChecksum = ~onesComplementSum(ip)
+    ip[10] = UInt8(ipChecksum >> 8)
+    ip[11] = UInt8(ipChecksum & 0xff)
+    let pseudoHeaderSum = onesComplementSum(sourceIP + destinationIP + [0, 17] + be16(udpLength))
+    var udp = be16(Int(sourcePort)) + be16(Int(destinationPort)) + be16(udpLength) + [0, 0] + payload
+    var full = ~onesComplementSum(udp, initial: UInt32(pseudoHeaderSum))
+    if full == 0 { full = 0xffff }  // RFC 768: a computed 0 is sent as all ones
+    let field = checksumField(pseudoHeaderSum, full)
+    udp[6] = UInt8(field >> 8)
+    udp[7] = UInt8(field & 0xff)
+    return destination.octets + source.octets + [0x08, 0x00] + ip + udp
+}
+
+/// `Udp: … InCsumErrors` from the namespace's /proc/net/snmp.
+private func udpChecksumErrors(_ namespace: TestNamespace) throws -> Int {
+    let lines = try namespace.exec(["cat", "/proc/net/snmp"], timeout: 10).check().stdout
+        .split(separator: "\n").filter { $0.hasPrefix("Udp: ") }.map { $0.split(separator: " ") }
+    guard lines.count == 2, let column = lines[0].firstIndex(of: "InCsumErrors"), column < lines[1].count,
+          let value = Int(lines[1][column])
+    else { throw TestNetworkError.unexpectedOutput(command: "cat /proc/net/snmp", output: "\(lines)") }
+    return value
+}
+
+/// Python run inside the namespace: prints the first UDP datagram that
+/// reaches `address`:`port` (hex) and its source, or "timeout".
+private let udpReceiverScript = #"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(float(sys.argv[3]))
+print("ready", flush=True)
+try:
+    data, source = s.recvfrom(65536)
+    print("got %s from %s:%d" % (data.hex(), source[0], source[1]), flush=True)
+except socket.timeout:
+    print("timeout", flush=True)
+"""#
 
 /// The kernel side's MAC address and MTU, from `ip -j link show`.
 private func kernelLink(_ namespace: TestNamespace, _ link: String) throws -> (mac: MACAddress, mtu: Int) {
@@ -225,11 +292,12 @@ struct TapInterfaceTests {
     /// or MLD noise) and the link up; runs `body`; closes and cleans up.
     private func withTap(
         txQueueLength: Int? = nil,
+        virtioNetHeader: Bool = false,
         _ body: (EventLoop, TapInterface, TestNamespace) throws -> Void
     ) throws {
         let loop = try EventLoop()
         let name = TestNames.linkBaseName() + "t"
-        let tap = try TapInterface(name: name, loop: loop)
+        let tap = try TapInterface(name: name, loop: loop, virtioNetHeader: virtioNetHeader)
         defer { tap.close() }
         #expect(tap.name == name)
         #expect(tap.createdDevice)
@@ -437,5 +505,188 @@ struct TapInterfaceTests {
         #expect(TestNamespace.rootLinkExists(persistent))
         try runCommand(["ip", "link", "del", "dev", persistent], timeout: 10).check()
         #expect(!TestNamespace.rootLinkExists(persistent))
+    }
+
+    // MARK: IFF_VNET_HDR
+
+    @Test("with the virtio-net header: offloads announced, and ethtool shows them on the kernel side",
+          .interop(tools: ["ethtool"]))
+    func vnetHeaderOffloads() throws {
+        try withTap(virtioNetHeader: true) { loop, tap, namespace in
+            #expect(tap.offloads == [.receiveChecksum, .transmitChecksum, .tcpSegmentationIPv4, .receiveCoalescing])
+            let features = try namespace.exec(["ethtool", "-k", tap.name], timeout: 10).check().stdout
+            for line in ["tx-checksumming: on", "tcp-segmentation-offload: on", "tx-tcp-segmentation: on",
+                         "tx-tcp6-segmentation: on"] {
+                #expect(features.contains(line), "ethtool -k \(tap.name): no \"\(line)\" in\n\(features)")
+            }
+            // The contrast: a tap without the header offloads nothing.
+            let plainName = TestNames.linkBaseName() + "p"
+            let plain = try TapInterface(name: plainName, loop: loop)
+            defer { plain.close() }
+            #expect(plain.offloads == [])
+            let plainFeatures = try runCommand(["ethtool", "-k", plainName], timeout: 10).check().stdout
+            #expect(plainFeatures.contains("tx-checksumming: off"), "ethtool -k \(plainName):\n\(plainFeatures)")
+            #expect(plainFeatures.contains("tcp-segmentation-offload: off"), "ethtool -k \(plainName):\n\(plainFeatures)")
+        }
+    }
+
+    @Test("with the virtio-net header: a UDP datagram from the kernel arrives with its checksum marked verified")
+    func vnetHeaderReceive() throws {
+        try withTap(virtioNetHeader: true) { loop, tap, namespace in
+            // No ARP: the kernel is told our address.
+            try namespace.ip(["neigh", "replace", absentAddress, "lladdr", tap.macAddress.description,
+                              "dev", tap.name, "nud", "permanent"])
+            let collector = FrameCollector(wanted: [0x0800])
+            tap.handler = collector
+            let payload = Array("offloaded hello".utf8)
+            var datagram: (frame: [UInt8], metadata: ReceiveMetadata)?
+            collector.onFrame = { frame in
+                // IPv4 (no options), UDP, destination port 9999.
+                guard datagram == nil, frame.count >= 42, frame[14] == 0x45, frame[23] == 17,
+                      frame[36] == 0x27, frame[37] == 0x0F
+                else { return }
+                datagram = (frame, collector.metadata[collector.metadata.count - 1])
+                loop.stop()
+            }
+            let send = "import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(sys.argv[1].encode(), (sys.argv[2], 9999))"
+            let sender = try namespace.spawn(["python3", "-c", send, String(decoding: payload, as: UTF8.self), absentAddress])
+            try loop.run(until: loop.now() + .seconds(10))
+            _ = sender.wait(timeout: 10)
+
+            let received = try #require(datagram, "no UDP datagram read from the tap")
+            #expect(Array(received.frame[42...]) == payload)
+            #expect(Array(received.frame[26..<30]) == ipv4Bytes(kernelAddress))
+            // The kernel hands its own datagram over with NEEDS_CSUM (TUN_F_CSUM):
+            // nothing to verify, no segmentation.
+            #expect(received.metadata == ReceiveMetadata(checksumVerified: true))
+            #expect(tap.statistics.receiveDropped == 0)
+        }
+    }
+
+    @Test("with the virtio-net header: a checksum request is honoured; the same frame without it is dropped by the kernel")
+    func vnetHeaderTransmitChecksum() throws {
+        try withTap(virtioNetHeader: true) { loop, tap, namespace in
+            let kernel = try kernelLink(namespace, tap.name)
+            let receiver = try namespace.spawn(["python3", "-c", udpReceiverScript, kernelAddress, "7777", "5"])
+            try receiver.waitForOutput(containing: "ready", timeout: 10)
+            let errorsBefore = try udpChecksumErrors(namespace)
+
+            func frame(_ text: String) -> (frame: [UInt8], pseudo: UInt16, full: UInt16) {
+                var pseudo: UInt16 = 0
+                var full: UInt16 = 0
+                let bytes = udpFrame(destination: kernel.mac, source: tap.macAddress, from: absentAddress,
+                                     to: kernelAddress, sourcePort: 4321, destinationPort: 7777,
+                                     payload: Array(text.utf8)) { p, f in
+                    pseudo = p
+                    full = f
+                    return p  // only the pseudo-header sum: the device completes it
+                }
+                return (bytes, pseudo, full)
+            }
+            func send(_ bytes: [UInt8], _ metadata: TransmitMetadata) throws {
+                try tap.transmit(length: bytes.count, metadata: metadata) { span in
+                    for (index, byte) in bytes.enumerated() { span[index] = byte }
+                    return bytes.count
+                }
+            }
+            // First without the request: the field is not a valid checksum
+            // (checked here), so the kernel must drop it.
+            let unrequested = frame("not completed")
+            #expect(unrequested.pseudo != unrequested.full)
+            try send(unrequested.frame, .none)
+            let requested = frame("completed by the kernel")
+            try send(requested.frame, TransmitMetadata(checksum: ChecksumRequest(start: 34, offset: 6)))
+            #expect(tap.statistics.transmittedFrames == 2)
+
+            let status = receiver.wait(timeout: 10)
+            let output = receiver.output()
+            #expect(status == 0, "receiver: \(output)")
+            let hex = Array("completed by the kernel".utf8).map { String(format: "%02x", $0) }.joined()
+            #expect(output.stdout.contains("got \(hex) from \(absentAddress):4321"), "receiver: \(output)")
+            #expect(try udpChecksumErrors(namespace) == errorsBefore + 1, "the unrequested frame's bad checksum")
+            _ = loop
+        }
+    }
+
+    @Test("with the virtio-net header: lengths over the limit and offloads not announced are refused")
+    func vnetHeaderTransmitRefusals() throws {
+        try withTap(virtioNetHeader: true) { loop, tap, namespace in
+            let kernel = try kernelLink(namespace, tap.name)
+            let before = try namespace.linkStatistics(tap.name)
+            // A plain frame still goes out whole (the zeroed header is not counted).
+            let payload = bigEndian32(0xC0FFEE) + [UInt8](repeating: 0, count: 42)
+            try tap.transmit(length: 60, metadata: .none) { span in
+                writeFrame(into: &span, destination: kernel.mac, source: tap.macAddress,
+                           etherType: experimentalEtherType, payload: payload)
+            }
+            var after = before
+            let counted = TestEnvironment.waitUntil(timeout: 5) {
+                after = (try? namespace.linkStatistics(tap.name)) ?? before
+                return after.rxPackets > before.rxPackets
+            }
+            #expect(counted, "\(before) → \(after)")
+            #expect(after.rxBytes == before.rxBytes + 60)
+
+            let tso = TransmitMetadata(checksum: ChecksumRequest(start: 34, offset: 16),
+                                       segmentation: Segmentation(kind: .tcpIPv4, segmentSize: 1448, headerLength: 54))
+            let limit = EthernetFraming.maximumSegmentationFrameLength
+            // Over mtu + 18 only with segmentation, and never over the GSO limit.
+            #expect(throws: DeviceError.frameTooLarge(requested: 1519, limit: 1518)) {
+                try tap.transmit(length: 1519, metadata: TransmitMetadata(checksum: ChecksumRequest(start: 34, offset: 6))) { _ in 1519 }
+            }
+            #expect(throws: DeviceError.frameTooLarge(requested: limit + 1, limit: limit)) {
+                try tap.transmit(length: limit + 1, metadata: tso) { _ in limit + 1 }
+            }
+            var offered = 0
+            try tap.transmit(length: limit, metadata: tso) { span in
+                offered = span.count
+                return 0  // cancelled
+            }
+            #expect(offered == limit)
+
+            func isInvalidArgument(_ error: any Error) -> Bool {
+                if case .invalidArgument = error as? DeviceError { return true }
+                return false
+            }
+            // Not announced: IPv6 and UDP segmentation.
+            for kind in [SegmentationKind.tcpIPv6, .udp] {
+                var metadata = tso
+                metadata.segmentation?.kind = kind
+                #expect(performing: { try tap.transmit(length: 3000, metadata: metadata) { _ in 3000 } },
+                        throws: isInvalidArgument)
+            }
+            // Inconsistent: segmentation without a checksum request, a
+            // checksum field beyond the frame.
+            #expect(performing: {
+                try tap.transmit(length: 3000, metadata: TransmitMetadata(segmentation: tso.segmentation)) { _ in 3000 }
+            }, throws: isInvalidArgument)
+            #expect(performing: {
+                try tap.transmit(length: 60, metadata: TransmitMetadata(checksum: ChecksumRequest(start: 34, offset: 30))) { _ in 60 }
+            }, throws: isInvalidArgument)
+            #expect(tap.statistics.transmittedFrames == 1)
+            #expect(try namespace.linkStatistics(tap.name).rxPackets == after.rxPackets)
+            _ = loop
+        }
+    }
+
+    @Test("without the virtio-net header any offload request is refused")
+    func plainTapRefusesOffloads() throws {
+        try withTap { loop, tap, namespace in
+            #expect(tap.offloads == [])
+            func isInvalidArgument(_ error: any Error) -> Bool {
+                if case .invalidArgument = error as? DeviceError { return true }
+                return false
+            }
+            #expect(performing: {
+                try tap.transmit(length: 60, metadata: TransmitMetadata(checksum: ChecksumRequest(start: 34, offset: 6))) { _ in 60 }
+            }, throws: isInvalidArgument)
+            #expect(performing: {
+                try tap.transmit(length: 3000, metadata: TransmitMetadata(
+                    checksum: ChecksumRequest(start: 34, offset: 16),
+                    segmentation: Segmentation(kind: .tcpIPv4, segmentSize: 1448, headerLength: 54))) { _ in 3000 }
+            }, throws: isInvalidArgument)
+            #expect(tap.statistics.transmittedFrames == 0)
+            _ = (loop, namespace)
+        }
     }
 }

@@ -24,6 +24,9 @@ public enum DeviceError: Error, Equatable, Sendable {
     case resourceExhausted(String)
     /// An argument outside its allowed range.
     case invalidArgument(String)
+    /// A header the device put before a frame (a virtio-net header) is
+    /// malformed or asks for something unsupported; the text says what.
+    case malformedDeviceHeader(String)
     /// A key-value store has no entry with this key.
     case keyNotFound(String)
     /// A read past the end of a key-value entry.

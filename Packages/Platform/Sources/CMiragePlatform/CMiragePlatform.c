@@ -154,6 +154,24 @@ int mirage_tap_open(const char *name, int vnet_header, char *name_out, size_t na
     return fd;
 }
 
+const unsigned mirage_tun_f_csum = TUN_F_CSUM;
+const unsigned mirage_tun_f_tso4 = TUN_F_TSO4;
+const unsigned mirage_tun_f_tso6 = TUN_F_TSO6;
+
+int mirage_tap_set_vnet_little_endian(int fd) {
+    int little_endian = 1;
+    return ioctl(fd, TUNSETVNETLE, &little_endian) < 0 ? -errno : 0;
+}
+
+int mirage_tap_set_vnet_header_size(int fd, int size) {
+    return ioctl(fd, TUNSETVNETHDRSZ, &size) < 0 ? -errno : 0;
+}
+
+int mirage_tap_set_offload(int fd, unsigned offloads) {
+    // TUNSETOFFLOAD takes the bits as the argument itself, not a pointer.
+    return ioctl(fd, TUNSETOFFLOAD, (unsigned long)offloads) < 0 ? -errno : 0;
+}
+
 static int interface_ioctl(unsigned long command, struct ifreq *request) {
     int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (sock < 0) return -errno;

@@ -18,6 +18,13 @@ import MirageDevices
 /// throw `wouldBlock` at once until the descriptor is writable again, which
 /// is reported once through `transmitReady`.
 ///
+/// With `virtioNetHeader: true` (IFF_VNET_HDR) every frame carries a 12-byte
+/// `VirtioNetHeader` in the buffers' headroom, and the kernel is told
+/// (TUNSETOFFLOAD) that we take partial checksums and large TCP frames: it
+/// hands us coalesced TCP runs up to 64 KiB whose checksums need no check
+/// (`ReceiveMetadata`), and takes from us frames whose checksum it completes
+/// and large TCP frames it segments (`TransmitMetadata`).
+///
 /// Everything runs on the loop's thread: create, use and close the device
 /// there. The loop holds the device until `close()`.
 public final class TapInterface: NetworkInterface {
@@ -33,13 +40,19 @@ public final class TapInterface: NetworkInterface {
     public static let maximumFramesPerWakeup = 64
     /// Longest interface name (IFNAMSIZ 16, less the terminating NUL).
     public static let maximumNameLength = 15
-    /// Bytes one `read(2)` may return: the kernel never hands a tap reader
-    /// more than 64 KiB, so nothing it sends is ever truncated. Frames
-    /// longer than `mtu` allows are counted in `receiveDropped`.
-    static let receiveBufferLength = 65_536
+    /// Bytes of frame one `read(2)` may return: the kernel never hands a tap
+    /// reader more than 64 KiB (its GSO limit), so nothing it sends is ever
+    /// truncated. Frames longer than `mtu` allows are counted in
+    /// `receiveDropped`, unless the virtio-net header says they are
+    /// coalesced (GSO) frames.
+    static let receiveBufferLength = max(65_536, EthernetFraming.maximumSegmentationFrameLength)
     /// Length of `struct virtio_net_hdr_v1` (virtio 1.0 §5.1.6), the
     /// header IFF_VNET_HDR puts before every frame.
-    static let virtioNetHeaderLength = 12
+    static let virtioNetHeaderLength = VirtioNetHeader.length
+    /// What the device does with IFF_VNET_HDR.
+    public static let virtioNetHeaderOffloads: OffloadCapabilities = [
+        .receiveChecksum, .transmitChecksum, .tcpSegmentationIPv4, .receiveCoalescing,
+    ]
 
     /// The kernel's name for the device (chosen by the kernel when the name
     /// given was empty).
@@ -53,8 +66,9 @@ public final class TapInterface: NetworkInterface {
     /// The largest IP packet carried; the kernel side's MTU is set to it
     /// when this object creates the device.
     public let mtu: Int
-    /// None yet: offloads need IFF_VNET_HDR (see `init`).
-    public let offloads: OffloadCapabilities = []
+    /// `virtioNetHeaderOffloads` when opened with `virtioNetHeader: true`,
+    /// none otherwise.
+    public let offloads: OffloadCapabilities
     /// Counters.
     public private(set) var statistics = InterfaceStatistics()
     /// Where received frames and readiness go, held strongly until
@@ -66,8 +80,9 @@ public final class TapInterface: NetworkInterface {
     /// -1 once closed.
     private var fd: Int32
     /// Bytes reserved before each frame in both buffers: where the virtio-net
-    /// header would go with IFF_VNET_HDR, so a stack's frame and the header
-    /// go out in one write without a copy. 0 until offloads are implemented.
+    /// header goes with IFF_VNET_HDR (`virtioNetHeaderLength`; 0 without),
+    /// so a stack's frame and the header go in and out in one read or write
+    /// without a copy.
     private let headroom: Int
     private let receiveBuffer: FileDescriptorBuffer
     private let transmitBuffer: FileDescriptorBuffer
@@ -90,9 +105,12 @@ public final class TapInterface: NetworkInterface {
     ///   - mtu: `minimumMTU...maximumMTU`. When this object creates the
     ///     device the kernel side's MTU is set to it too (SIOCSIFMTU);
     ///     attaching to an existing device leaves the kernel side alone.
-    ///   - virtioNetHeader: reserved for IFF_VNET_HDR (checksum and
-    ///     segmentation offloads, with a 12-byte header in the buffers'
-    ///     headroom). Not implemented yet: `true` throws `invalidArgument`.
+    ///   - virtioNetHeader: open with IFF_VNET_HDR: a 12-byte virtio-net
+    ///     header (little-endian, TUNSETVNETLE) before each frame in the
+    ///     buffers' headroom, and TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4
+    ///     | TUN_F_TSO6, so `offloads` is `virtioNetHeaderOffloads`.
+    ///     Also works when attaching to a device made without `vnet_hdr`:
+    ///     the flags and offloads are the opener's.
     public init(
         name: String,
         loop: EventLoop,
@@ -107,18 +125,34 @@ public final class TapInterface: NetworkInterface {
         guard (Self.minimumMTU...Self.maximumMTU).contains(mtu) else {
             throw .invalidArgument("MTU \(mtu) outside \(Self.minimumMTU)...\(Self.maximumMTU)")
         }
-        guard !virtioNetHeader else {
-            throw .invalidArgument("IFF_VNET_HDR (virtio-net header offloads) is not implemented yet")
-        }
-        // With IFF_VNET_HDR this becomes virtioNetHeaderLength: the kernel
-        // reads and writes the header in front of each frame.
-        let headroom = 0
+        // With IFF_VNET_HDR the kernel reads and writes the header in front
+        // of each frame.
+        let headroom = virtioNetHeader ? Self.virtioNetHeaderLength : 0
 
         let existed = name.isEmpty ? false : mirage_interface_index(name) != 0
         var kernelName = [CChar](repeating: 0, count: 32)
         let opened = mirage_tap_open(name, virtioNetHeader ? 1 : 0, &kernelName, kernelName.count)
         guard opened >= 0 else { throw FileDescriptor.error("ioctl(TUNSETIFF)", opened) }
         let actualName = String(decoding: kernelName.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if virtioNetHeader {
+            // Byte order first, then the header's length, then what we take:
+            // partial checksums and large TCP frames. Without TUNSETOFFLOAD
+            // the kernel would still write the header but offload nothing.
+            var status = mirage_tap_set_vnet_little_endian(opened)
+            var call = "ioctl(TUNSETVNETLE)"
+            if status == 0 {
+                status = mirage_tap_set_vnet_header_size(opened, Int32(Self.virtioNetHeaderLength))
+                call = "ioctl(TUNSETVNETHDRSZ)"
+            }
+            if status == 0 {
+                status = mirage_tap_set_offload(opened, mirage_tun_f_csum | mirage_tun_f_tso4 | mirage_tun_f_tso6)
+                call = "ioctl(TUNSETOFFLOAD)"
+            }
+            guard status == 0 else {
+                FileDescriptor.close(opened)
+                throw FileDescriptor.error(call, status)
+            }
+        }
         if !existed {
             let status = mirage_interface_set_mtu(actualName, Int32(mtu))
             guard status == 0 else {
@@ -134,8 +168,12 @@ public final class TapInterface: NetworkInterface {
         self.loop = loop
         self.fd = opened
         self.headroom = headroom
+        self.offloads = virtioNetHeader ? Self.virtioNetHeaderOffloads : []
         receiveBuffer = FileDescriptorBuffer(capacity: headroom + Self.receiveBufferLength)
-        transmitBuffer = FileDescriptorBuffer(capacity: headroom + EthernetFraming.maximumFrameLength(mtu: mtu))
+        let transmitLimit = virtioNetHeader
+            ? max(EthernetFraming.maximumSegmentationFrameLength, EthernetFraming.maximumFrameLength(mtu: mtu))
+            : EthernetFraming.maximumFrameLength(mtu: mtu)
+        transmitBuffer = FileDescriptorBuffer(capacity: headroom + transmitLimit)
         do {
             try loop.register(opened, interest: .read, handler: self)
         } catch {
@@ -151,8 +189,15 @@ public final class TapInterface: NetworkInterface {
         if fd >= 0 { FileDescriptor.close(fd) }
     }
 
-    /// The largest frame `transmit` accepts and `frameReceived` delivers.
+    /// The largest frame `transmit` accepts and `frameReceived` delivers,
+    /// except for segmentation (GSO) frames.
     public var maximumFrameLength: Int { EthernetFraming.maximumFrameLength(mtu: mtu) }
+
+    /// The largest frame with segmentation metadata, in either direction
+    /// (only with `virtioNetHeader`).
+    public var maximumSegmentationFrameLength: Int {
+        max(EthernetFraming.maximumSegmentationFrameLength, maximumFrameLength)
+    }
 
     /// Unregisters from the loop, closes the descriptor (a device this
     /// object created disappears with it) and releases the handler.
@@ -170,19 +215,16 @@ public final class TapInterface: NetworkInterface {
 
     public func transmit(length: Int, metadata: TransmitMetadata, _ fill: (inout MutableSpan<UInt8>) -> Int) throws(DeviceError) {
         guard fd >= 0 else { throw .deviceClosed }
-        guard metadata.checksum == nil, metadata.segmentation == nil else {
-            throw .invalidArgument("offload requested from a device that announces none")
-        }
+        try checkOffloads(metadata)
         guard length >= 0 else { throw .invalidArgument("negative frame length \(length)") }
-        guard length <= maximumFrameLength else {
-            throw .frameTooLarge(requested: length, limit: maximumFrameLength)
+        let limit = metadata.segmentation == nil ? maximumFrameLength : maximumSegmentationFrameLength
+        guard length <= limit else {
+            throw .frameTooLarge(requested: length, limit: limit)
         }
         guard !transmitBlocked else {
             statistics.transmitWouldBlock &+= 1
             throw .wouldBlock
         }
-        // With IFF_VNET_HDR a zeroed (no offload) header would be written
-        // at 0..<headroom here.
         precondition(!transmitting, "TapInterface.transmit called from inside its own fill closure")
         transmitting = true
         let used = transmitBuffer.withMutableSpan(headroom..<(headroom + length)) { span in fill(&span) }
@@ -192,6 +234,12 @@ public final class TapInterface: NetworkInterface {
             throw .invalidArgument("fill returned \(used) bytes for a \(length)-byte buffer")
         }
         guard used > 0 else { return }
+        if headroom > 0 {
+            // The header is checked against the frame actually filled (the
+            // checksum position must lie inside it); `.none` is all zeros.
+            let header = try VirtioNetHeader(transmit: metadata, frameLength: used)
+            transmitBuffer.withMutableSpan(0..<headroom) { span in header.write(to: &span, at: 0) }
+        }
         let written = transmitBuffer.write(to: fd, 0..<(headroom + used))
         if written == headroom + used {
             statistics.transmittedFrames &+= 1
@@ -225,6 +273,23 @@ public final class TapInterface: NetworkInterface {
         }
     }
 
+    /// Refuses metadata asking for an offload `offloads` does not announce.
+    private func checkOffloads(_ metadata: TransmitMetadata) throws(DeviceError) {
+        if metadata.checksum != nil, !offloads.contains(.transmitChecksum) {
+            throw .invalidArgument("checksum offload requested from a device that does not announce it")
+        }
+        if let segmentation = metadata.segmentation {
+            let needed: OffloadCapabilities = switch segmentation.kind {
+            case .tcpIPv4: .tcpSegmentationIPv4
+            case .tcpIPv6: .tcpSegmentationIPv6
+            case .udp: .udpSegmentation
+            }
+            guard offloads.contains(needed) else {
+                throw .invalidArgument("\(segmentation.kind) segmentation requested from a device that does not announce it")
+            }
+        }
+    }
+
     /// The descriptor can no longer be used (the device was deleted, or the
     /// kernel reports an error): close it; the stack learns it from
     /// `deviceClosed` on its next `transmit`.
@@ -244,9 +309,26 @@ public final class TapInterface: NetworkInterface {
                 break
             }
             let frameLength = n - headroom
-            // With IFF_VNET_HDR the header at 0..<headroom would be parsed
-            // into `ReceiveMetadata` here (checksum verified, GSO).
-            guard frameLength >= EthernetFraming.headerLength, frameLength <= maximumFrameLength, let handler else {
+            guard frameLength >= EthernetFraming.headerLength, let handler else {
+                statistics.receiveDropped &+= 1
+                continue
+            }
+            var metadata = ReceiveMetadata.none
+            if headroom > 0 {
+                // The kernel's virtio-net header: a malformed or unsupported
+                // one (or a frame over the limit it allows) is a counted drop.
+                do {
+                    let header = try receiveBuffer.withSpan(0..<headroom) { span throws(DeviceError) in
+                        try VirtioNetHeader(parsing: span)
+                    }
+                    metadata = try header.receiveMetadata(frameLength: frameLength)
+                } catch {
+                    statistics.receiveDropped &+= 1
+                    continue
+                }
+            }
+            let limit = metadata.segmentation == nil ? maximumFrameLength : maximumSegmentationFrameLength
+            guard frameLength <= limit else {
                 statistics.receiveDropped &+= 1
                 continue
             }
@@ -254,7 +336,7 @@ public final class TapInterface: NetworkInterface {
             statistics.receivedBytes &+= UInt64(frameLength)
             delivered += 1
             receiveBuffer.withSpan(headroom..<n) { frame in
-                handler.frameReceived(frame, metadata: .none)
+                handler.frameReceived(frame, metadata: metadata)
             }
         }
         if delivered > 0, let handler { handler.receiveBatchEnded() }

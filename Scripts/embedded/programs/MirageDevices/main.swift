@@ -1,7 +1,7 @@
 // Embedded check program for MirageDevices (Scripts/check-embedded).
 //
 // Instantiates the core's types (addresses, time, timers, entropy, key-value
-// store, compiled key-value store, MemoryNetwork, PcapInterface, FaultInjector) over fake devices and a
+// store, compiled key-value store, VirtioNetHeader, MemoryNetwork, PcapInterface, FaultInjector) over fake devices and a
 // fake stack, so that the generic code is specialised under Embedded Swift,
 // and checks the results: `mirage_main` returns the number of failed checks (0 = pass) and
 // prints a digest of the values it saw, so nothing is optimised away.
@@ -455,6 +455,37 @@ func checkNetworkInterface(_ r: Report) {
     r.mix(atB.payloadSum)
 }
 
+func checkVirtioNetHeader(_ r: Report) {
+    // A TCP/IPv4 GSO header as a tap hands it over (little-endian fields).
+    let bytes: [UInt8] = [0x01, 0x01, 0x42, 0x00, 0xA8, 0x05, 0x22, 0x00, 0x10, 0x00, 0x00, 0x00]
+    do throws(DeviceError) {
+        let header = try VirtioNetHeader(parsing: bytes.span)
+        let metadata = try header.receiveMetadata(frameLength: 3000)
+        r.expect(metadata.checksumVerified, "virtio-net NEEDS_CSUM counts as verified")
+        r.expect(metadata.segmentation == Segmentation(kind: .tcpIPv4, segmentSize: 1448, headerLength: 66),
+                 "virtio-net GSO metadata")
+        let back = try VirtioNetHeader(transmit: TransmitMetadata(checksum: ChecksumRequest(start: 34, offset: 16),
+                                                                  segmentation: metadata.segmentation),
+                                       frameLength: 3000)
+        var out = [UInt8](repeating: 0xEE, count: VirtioNetHeader.length)
+        var span = out.mutableSpan
+        back.write(to: &span, at: 0)
+        r.expect(out == bytes, "virtio-net header round trip")
+        for byte in out { r.mix(UInt64(byte)) }
+    } catch {
+        r.expect(false, "virtio-net header rejected")
+    }
+    do throws(DeviceError) {
+        let unknown: [UInt8] = [0x00, 0x02, 0, 0, 0xA8, 0x05, 0, 0, 0, 0, 0, 0]
+        _ = try VirtioNetHeader(parsing: unknown.span).receiveMetadata(frameLength: 3000)
+        r.expect(false, "unknown gso_type must throw")
+    } catch {
+        if case .malformedDeviceHeader = error { r.expect(true, "unknown gso_type") } else {
+            r.expect(false, "unknown gso_type: wrong error")
+        }
+    }
+}
+
 func checkStack(_ r: Report) {
     let stack = LoopbackStack(address: .v4(IPv4Address(10, 0, 0, 2)), entropy: SeededEntropy(seed: 42))
     let server = Echo(stack: stack)
@@ -643,6 +674,7 @@ public func mirageMain() -> Int32 {
     checkKeyValue(r)
     checkCompiledKeyValue(r)
     checkNetworkInterface(r)
+    checkVirtioNetHeader(r)
     checkStack(r)
     checkMemoryNetwork(r)
     checkPcap(r)

@@ -58,6 +58,22 @@ ssize_t mirage_getrandom(void *buffer, size_t length);
 /// Returns the descriptor or -errno.
 int mirage_tap_open(const char *name, int vnet_header, char *name_out, size_t name_out_length);
 
+/// TUN_F_* offload bits for `mirage_tap_set_offload` (linux/if_tun.h):
+/// what the reader of the tap can take from the kernel.
+extern const unsigned mirage_tun_f_csum;
+extern const unsigned mirage_tun_f_tso4;
+extern const unsigned mirage_tun_f_tso6;
+
+/// TUNSETVNETLE(1): the virtio-net header's fields are little-endian (as
+/// virtio 1.0 requires) whatever the host's byte order. 0 or -errno.
+int mirage_tap_set_vnet_little_endian(int fd);
+/// TUNSETVNETHDRSZ: the length of the header before each frame on a tap
+/// opened with IFF_VNET_HDR (12 for struct virtio_net_hdr_v1). 0 or -errno.
+int mirage_tap_set_vnet_header_size(int fd, int size);
+/// TUNSETOFFLOAD with TUN_F_* bits: partial checksums (CSUM) and large TCP
+/// frames (TSO4/TSO6) the kernel may hand to the reader. 0 or -errno.
+int mirage_tap_set_offload(int fd, unsigned offloads);
+
 /// The interface's MTU (SIOCGIFMTU) or -errno.
 int mirage_interface_mtu(const char *name);
 /// Sets the interface's MTU (SIOCSIFMTU); 0 or -errno.
