@@ -166,6 +166,10 @@ public struct MirageOptions: ParsableArguments, Sendable {
     @Flag(help: "Configure IPv4 with DHCP instead of --ipv4.")
     public var dhcp = false
 
+    /// `--offload`.
+    @Flag(help: "Open the tap with the virtio-net header: the kernel segments our large TCP frames (TSO), hands us coalesced ones (GRO) and checks checksums (with --net tap).")
+    public var offload = false
+
     /// `--pcap FILE`.
     @Option(help: ArgumentHelp("Record every frame to this pcap file (with --net tap).", valueName: "file"))
     public var pcap: String?
@@ -325,6 +329,7 @@ public struct MirageOptions: ParsableArguments, Sendable {
         var notes: [String] = []
         if pcap != nil { notes.append("note: --pcap records only with --net tap; the kernel's sockets show no frames") }
         if dhcp { notes.append("note: --dhcp is ignored with --net socket: the kernel's addresses are used") }
+        if offload { notes.append("note: --offload applies only to --net tap; the kernel's sockets use its own offloads") }
         if ipv4Gateway != nil { notes.append("note: --ipv4-gateway is ignored with --net socket: the kernel routes") }
         return notes
     }

@@ -43,7 +43,7 @@ public final class TapNetwork {
         let tapName = options.tap ?? "mtap\(getpid() % 100_000)"
         let tap: TapInterface
         do throws(DeviceError) {
-            tap = try TapInterface(name: tapName, loop: loop)
+            tap = try TapInterface(name: tapName, loop: loop, virtioNetHeader: options.offload)
         } catch {
             throw .platform(error)
         }
@@ -118,6 +118,7 @@ public final class TapNetwork {
             lines.append("the kernel's side is \(kernelAddress) in network namespace \(namespace); reach us with:")
             lines.append("  ip netns exec \(namespace) ping \(configurationText().split(separator: "/").first ?? "")")
         }
+        if !tap.offloads.isEmpty { lines.append("offloads on (virtio-net header): checksums, TSO, GRO") }
         if let pcap { lines.append("recording frames to \(pcap.path)") }
         if let faults = faultConfiguration { lines.append(Self.describe(faults, seed: faultSeed)) }
         return lines
