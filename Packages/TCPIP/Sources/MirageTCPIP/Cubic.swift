@@ -58,8 +58,13 @@ public struct Cubic: Sendable {
         }
         // Newton from above stops at ⌊∛n⌋ or one above it; settle exactly.
         while x * x * x > n { x -= 1 }
-        while (x + 1) * (x + 1) * (x + 1) <= n { x += 1 }
-        return x
+        // (x+1)³ may pass 2⁶⁴ near the top of the range: that is "above n".
+        while true {
+            let (square, o1) = (x + 1).multipliedReportingOverflow(by: x + 1)
+            let (cube, o2) = square.multipliedReportingOverflow(by: x + 1)
+            guard !o1, !o2, cube <= n else { return x }
+            x += 1
+        }
     }
 
     /// K for a window to regain of `deficit` bytes (Figure 2), in ms.
