@@ -5,13 +5,14 @@ import MirageDevices
 /// time, and leaves segments to send in `outbox` and events for the
 /// application in `events`; the stack turns those into frames and handler
 /// calls. It owns the send and receive buffers (bounded), the
-/// retransmission timer (RFC 6298), NewReno congestion control (RFC 5681,
-/// RFC 6582), window scaling and timestamps (RFC 7323), SACK blocks as a
+/// retransmission timer (RFC 6298), CUBIC or Reno congestion control
+/// (`CongestionControl`, RFC 9438, RFC 5681) with SACK-based loss recovery
+/// (RFC 6675, `TCPConnection+SACK.swift`) or NewReno's (RFC 6582), window scaling and timestamps (RFC 7323), SACK blocks as a
 /// receiver (RFC 2018), delayed ACKs (RFC 1122 §4.2.3.2) and Nagle
 /// (RFC 896), and RFC 5961's defences against blind RST, SYN and data.
 ///
 /// `IPStack` owns one per connection (Docs/ARCHITECTURE.md, "TCP in
-/// MirageTCPIP"); sender-side SACK recovery and CUBIC are part 3.
+/// MirageTCPIP").
 public struct TCPConnection {
     /// Tunables.
     public struct Configuration: Sendable {
