@@ -5,13 +5,14 @@ import MirageDevices
 /// time, and leaves segments to send in `outbox` and events for the
 /// application in `events`; the stack turns those into frames and handler
 /// calls. It owns the send and receive buffers (bounded), the
-/// retransmission timer (RFC 6298), NewReno congestion control (RFC 5681,
-/// RFC 6582), window scaling and timestamps (RFC 7323), SACK blocks as a
+/// retransmission timer (RFC 6298), CUBIC or Reno congestion control
+/// (`CongestionControl`, RFC 9438, RFC 5681) with SACK-based loss recovery
+/// (RFC 6675, `TCPConnection+SACK.swift`) or NewReno's (RFC 6582), window scaling and timestamps (RFC 7323), SACK blocks as a
 /// receiver (RFC 2018), delayed ACKs (RFC 1122 §4.2.3.2) and Nagle
 /// (RFC 896), and RFC 5961's defences against blind RST, SYN and data.
 ///
 /// `IPStack` owns one per connection (Docs/ARCHITECTURE.md, "TCP in
-/// MirageTCPIP"); sender-side SACK recovery and CUBIC are part 3.
+/// MirageTCPIP").
 public struct TCPConnection {
     /// Tunables.
     public struct Configuration: Sendable {
@@ -50,6 +51,9 @@ public struct TCPConnection {
         public var keepAliveInterval = Interval.seconds(75)
         /// Unanswered probes after which the connection times out (Linux: 9).
         public var keepAliveProbes = 9
+        /// Congestion control: CUBIC (RFC 9438, the default, as in Linux) or
+        /// NewReno's Reno growth (RFC 5681).
+        public var congestionControl = CongestionControlAlgorithm.cubic
         /// The defaults.
         public init() {}
     }
@@ -138,6 +142,12 @@ public struct TCPConnection {
         public var segmentsDropped: UInt64 = 0
         /// Keep-alive probes sent.
         public var keepAliveProbes: UInt64 = 0
+        /// NewReno fast recoveries entered (RFC 6582, peers without SACK).
+        public var fastRecoveries: UInt64 = 0
+        /// SACK-based loss recoveries entered (RFC 6675).
+        public var sackRecoveries: UInt64 = 0
+        /// Retransmission timer expiries with data outstanding (RFC 6298 §5.4).
+        public var timeouts: UInt64 = 0
         /// All zero.
         public init() {}
     }
@@ -154,7 +164,7 @@ public struct TCPConnection {
     /// Events waiting for the application.
     public var events: [Event] = []
     /// Counters.
-    public private(set) var statistics = Statistics()
+    public internal(set) var statistics = Statistics()
 
     // Send sequence space (RFC 9293 §3.3.1).
     let iss: SequenceNumber
@@ -221,7 +231,9 @@ public struct TCPConnection {
     var keepAliveProbesSent = 0
     /// Nagle's algorithm on (the application may switch it per connection).
     var nagle: Bool
-    var congestion: NewReno
+    var congestion: CongestionControl
+    /// What the peer SACKed (RFC 6675), used when `sackOn`.
+    var scoreboard: SACKScoreboard
     var writeBlocked = false
     /// The window in the last segment sent, in bytes.
     var advertisedWindow = 0
@@ -257,7 +269,8 @@ public struct TCPConnection {
         sendBuffer = TCPSendBuffer(start: iss + 1, capacity: configuration.sendBufferSize)
         receiveBuffer = TCPReceiveBuffer(next: receiveNext, capacity: configuration.receiveBufferSize)
         rtt = RTTEstimator(minimum: configuration.minimumRetransmissionTimeout)
-        congestion = NewReno(mss: receiveMSS)
+        congestion = CongestionControl(mss: receiveMSS, algorithm: configuration.congestionControl)
+        scoreboard = SACKScoreboard(start: iss + 1)
         offeredShift = configuration.windowScaling ? Self.shift(for: configuration.receiveBufferSize) : 0
         keepAliveIdle = configuration.keepAliveIdle
         nagle = configuration.nagle
@@ -308,7 +321,7 @@ public struct TCPConnection {
         var mss = min(peerMSS, pathMTU - 40, configuration.maximumSegmentSize)
         if timestampsOn { mss -= 12 }
         sendMSS = max(mss, 64)
-        congestion = NewReno(mss: sendMSS)
+        congestion = CongestionControl(mss: sendMSS, algorithm: configuration.congestionControl)
     }
 
     // MARK: Application calls
@@ -465,7 +478,9 @@ public struct TCPConnection {
             statistics.retransmissions += 1
             sendSyn(ack: true, now: now)
         default:
-            congestion.timeout(flight: sndNxt - sndUna)
+            statistics.timeouts += 1
+            congestion.timeout(flight: sndNxt - sndUna, highestSent: sndMax)
+            if sackOn { sackTimeout() }
             // Go back to SND.UNA (RFC 5681 §3.1 and RFC 6298 §5.4: resend
             // the earliest unacknowledged segment, then as the window allows).
             // A FIN outstanding is sent again after the data.
@@ -783,19 +798,26 @@ public struct TCPConnection {
         let ack = s.acknowledgmentNumber
         let window = Int(s.window) << Int(sendShift)
         let seq = s.sequenceNumber
+        let newlySACKed = sackOn && !(ack < sndUna) ? recordSACK(s.options, acknowledgment: ack) : 0
         if sndUna < ack {
             let flight = sndNxt - sndUna
             let acknowledged = ack - sndUna
             acknowledge(upTo: ack, now: now, timestampEcho: s.options.timestamps?.echoReply)
             if state != .synReceived,
-               congestion.newAcknowledgment(acknowledged, acknowledgment: ack, flightBefore: flight) == .retransmit {
+               congestion.newAcknowledgment(acknowledged, acknowledgment: ack, flightBefore: flight, now: now,
+                                            rtt: rtt.smoothed ?? .zero) == .retransmit {
                 retransmitFirst(now: now)
             }
-        } else if ack == sndUna, s.payload.count == 0, !s.flags.contains(.fin), window == sndWnd, window > 0,
-                  sndNxt - sndUna > 0 {
-            // RFC 5681 §2: a duplicate ACK.
+            if sackOn && state != .synReceived { sackRecoveryStep(duplicate: newlySACKed > 0, now: now) }
+        } else if ack == sndUna, sndNxt - sndUna > 0,
+                  newlySACKed > 0 || (s.payload.count == 0 && !s.flags.contains(.fin) && window == sndWnd && window > 0) {
+            // RFC 5681 §2: a duplicate ACK; with SACK, RFC 6675 §2 adds
+            // any ACK that SACKs new data.
             statistics.duplicateAcknowledgments += 1
-            if congestion.duplicateAcknowledgment(flight: sndNxt - sndUna, highestSent: sndNxt) == .retransmit {
+            if sackOn {
+                sackRecoveryStep(duplicate: true, now: now)
+            } else if congestion.duplicateAcknowledgment(flight: sndNxt - sndUna, highestSent: sndNxt) == .retransmit {
+                statistics.fastRecoveries += 1
                 retransmitFirst(now: now)
             }
         }
@@ -1020,7 +1042,7 @@ public struct TCPConnection {
         // Only data sent before (up to SND.MAX, the FIN aside): bytes never
         // sent may lie past the peer's window.
         let sentEnd = sndMax < sendBuffer.end ? sndMax : sendBuffer.end
-        let available = sentEnd - unsentFrom
+        let available = sackOn ? scoreboard.unsackedLength(from: unsentFrom, limit: sentEnd) : sentEnd - unsentFrom
         let length = min(dataPerSegment, max(0, available))
         if length > 0 {
             outbox.append(makeSegment(sequence: unsentFrom, acknowledgment: rcvNxt, flags: .psh, length: length,
@@ -1044,7 +1066,13 @@ public struct TCPConnection {
         let perFrame = segmentationLimit > mss ? segmentationLimit / mss * mss : mss
         while true {
             let flight = sndNxt - sndUna
-            let unsent = sendBuffer.end - sndNxt
+            // Going back after a timeout, skip what the peer SACKed (RFC 6675 §5.1).
+            if sackOn && sndNxt < sndMax, let end = scoreboard.sackedRangeEnd(containing: sndNxt) {
+                sndNxt = end
+                continue
+            }
+            var unsent = sendBuffer.end - sndNxt
+            if sackOn && sndNxt < sndMax { unsent = scoreboard.unsackedLength(from: sndNxt, limit: sendBuffer.end) }
             guard unsent > 0 else { break }
             let room = window - flight
             if room <= 0 {

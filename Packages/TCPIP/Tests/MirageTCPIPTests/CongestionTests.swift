@@ -30,29 +30,30 @@ import Testing
     }
 }
 
+/// NewReno: Reno growth (RFC 5681) and fast recovery (RFC 6582).
 @Suite struct NewRenoTests {
     let mss = 1000
 
     @Test func slowStartThenCongestionAvoidance() {
-        var cc = NewReno(mss: mss, initialSlowStartThreshold: 8000)
+        var cc = CongestionControl(mss: mss, algorithm: .newReno, initialSlowStartThreshold: 8000)
         #expect(cc.congestionWindow == 4000, "RFC 5681 §3.1 for an MSS of 1000")
         var una = SequenceNumber(0)
         for _ in 0..<4 {
             una = una + mss
-            #expect(cc.newAcknowledgment(mss, acknowledgment: una, flightBefore: 4000) == .none)
+            #expect(cc.newAcknowledgment(mss, acknowledgment: una, flightBefore: 4000, now: .zero, rtt: .zero) == .none)
         }
         #expect(cc.congestionWindow == 8000, "one MSS per ACK in slow start")
         // Avoidance: 8 ACKs of one MSS (a window's worth) grow it by one MSS.
         for _ in 0..<8 {
             una = una + mss
-            _ = cc.newAcknowledgment(mss, acknowledgment: una, flightBefore: 8000)
+            _ = cc.newAcknowledgment(mss, acknowledgment: una, flightBefore: 8000, now: .zero, rtt: .zero)
         }
         #expect(cc.congestionWindow == 9000)
     }
 
     @Test func threeDuplicatesTriggerFastRetransmitAndRecovery() {
-        var cc = NewReno(mss: mss)
-        for _ in 0..<16 { _ = cc.newAcknowledgment(mss, acknowledgment: SequenceNumber(0), flightBefore: 0) }
+        var cc = CongestionControl(mss: mss, algorithm: .newReno)
+        for _ in 0..<16 { _ = cc.newAcknowledgment(mss, acknowledgment: SequenceNumber(0), flightBefore: 0, now: .zero, rtt: .zero) }
         let flight = 10_000
         let highest = SequenceNumber(20_000)
         #expect(cc.duplicateAcknowledgment(flight: flight, highestSent: highest) == .none)
@@ -62,19 +63,19 @@ import Testing
         #expect(cc.duplicateAcknowledgment(flight: flight, highestSent: highest) == .none)
         #expect(cc.congestionWindow == 9000, "inflated by each further duplicate")
         // A partial ACK retransmits the next hole and stays in recovery.
-        #expect(cc.newAcknowledgment(2000, acknowledgment: SequenceNumber(12_000), flightBefore: flight) == .retransmit)
+        #expect(cc.newAcknowledgment(2000, acknowledgment: SequenceNumber(12_000), flightBefore: flight, now: .zero, rtt: .zero) == .retransmit)
         #expect(cc.inRecovery)
         // The full ACK ends recovery with the window deflated to ssthresh at most.
-        #expect(cc.newAcknowledgment(8000, acknowledgment: highest, flightBefore: 8000) == .none)
+        #expect(cc.newAcknowledgment(8000, acknowledgment: highest, flightBefore: 8000, now: .zero, rtt: .zero) == .none)
         #expect(!cc.inRecovery && cc.congestionWindow <= 5000)
     }
 
     @Test func timeoutCollapsesTheWindow() {
-        var cc = NewReno(mss: mss)
+        var cc = CongestionControl(mss: mss, algorithm: .newReno)
         _ = cc.duplicateAcknowledgment(flight: 6000, highestSent: SequenceNumber(9000))
-        cc.timeout(flight: 6000)
+        cc.timeout(flight: 6000, highestSent: SequenceNumber(9000))
         #expect(cc.congestionWindow == mss && cc.slowStartThreshold == 3000 && !cc.inRecovery && cc.duplicateAcks == 0)
-        cc.timeout(flight: 1000)
+        cc.timeout(flight: 1000, highestSent: SequenceNumber(9000))
         #expect(cc.slowStartThreshold == 2 * mss, "never below two segments")
     }
 }

@@ -15,6 +15,8 @@ struct TCPPair {
     /// Segments sent so far, both ways (counted to pick losses).
     var sent = 0
     var drop: (Int) -> Bool = { _ in false }
+    /// Also drops a client segment when this says so (it sees each one).
+    var dropFromClient: (TCPConnection.Outgoing, TCPConnection) -> Bool = { _, _ in false }
     var clientReceived: [UInt8] = []
     var serverReceived: [UInt8] = []
     var clientEvents: [TCPConnection.Event] = []
@@ -51,7 +53,7 @@ struct TCPPair {
                 sent += 1
                 guard client.payloadIsHeld(out) else { continue }
                 let bytes = Self.wire(out, from: client)
-                if drop(sent) { continue }
+                if drop(sent) || dropFromClient(out, client) { continue }
                 let segment = try! TCPSegment(checking: bytes.span, source: clientAddress, destination: serverAddress4)
                 if server == nil {
                     if segment.flags == .syn {
