@@ -85,9 +85,13 @@ public struct CongestionControl: Sendable {
             return .retransmit
         }
         if congestionWindow < slowStartThreshold {
-            // Slow start: grow by at most one MSS per ACK (RFC 5681 §3.1, with
-            // RFC 3465's L = 1).
-            congestionWindow += min(acknowledged, mss)
+            // Slow start, counting bytes (RFC 3465) without its per-ACK
+            // limit L, as Linux does: receivers behind GRO or batching (ours
+            // included) send one ACK for tens of segments, and L = 1 or 2
+            // would then grow the window by one or two segments per batch.
+            // Byte counting still defeats ACK division; the growth stops at
+            // ssthresh.
+            congestionWindow = min(congestionWindow + acknowledged, max(slowStartThreshold, congestionWindow))
             return .none
         }
         switch algorithm {
