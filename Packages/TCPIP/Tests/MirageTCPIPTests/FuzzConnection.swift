@@ -12,7 +12,10 @@
 //           SACK
 //   byte 1  bit 0 Nagle; bits 1-2 MSS (1460, 536, 100, 8960); bits 3-4 path
 //           MTU (1500, 576, 9000, 68); bits 5-7 our ISS (`initialSequences`)
-//   byte 2  bits 0-2 the peer's ISS
+//   byte 2  bits 0-2 the peer's ISS; bit 3 batches: runs of peer segments
+//           between `beginBatch` and `flush` (as the stack feeds a receive
+//           batch); bit 4 segmentation offload (up to 65,000 bytes per
+//           outgoing segment); bit 5 NewReno instead of CUBIC
 //
 // A passive open takes its SYN from a segment record that follows (flags
 // forced to SYN); an active open answers nothing yet. Then records, at most
@@ -215,6 +218,8 @@ struct ConnectionFuzzer {
         pathMTU = Self.pathMTUs[Int(sizes >> 3) & 3]
         iss = SequenceNumber(Self.initialSequences[Int(sizes >> 5) & 7])
         peerISS = SequenceNumber(Self.initialSequences[Int(peer) & 7])
+        let batches = peer & 0x08 != 0
+        if peer & 0x20 != 0 { configuration.congestionControl = .newReno }
         highestSent = iss
 
         if passive {
@@ -238,6 +243,7 @@ struct ConnectionFuzzer {
                                        to: (Self.remoteAddress, Self.remotePort), iss: iss, pathMTU: pathMTU,
                                        configuration: configuration, now: now)
         }
+        if peer & 0x10 != 0 { connection!.setSegmentationOffload(maximumBytes: 65_000) }
         settle(wasClosed: false, &report)
 
         var records = 0
@@ -245,6 +251,15 @@ struct ConnectionFuzzer {
             records += 1
             let wasClosed = connection!.state == .closed
             let op = u8()
+            if batches {
+                // A batch is a run of peer segments; anything else ends it.
+                if op <= 0x7F || op >= 0xF4 {
+                    if !connection!.batching { connection!.beginBatch() }
+                } else if connection!.batching {
+                    connection!.flush(now: now)
+                    settle(wasClosed: wasClosed, &report)
+                }
+            }
             switch op {
             case 0x00...0x7F: receivePeerSegment(op: op)
             case 0x80...0x9F:
@@ -272,6 +287,11 @@ struct ConnectionFuzzer {
                 connection!.abort()
             default: replayPeerSegment()
             }
+            settle(wasClosed: wasClosed, &report)
+        }
+        if connection!.batching {
+            let wasClosed = connection!.state == .closed
+            connection!.flush(now: now)
             settle(wasClosed: wasClosed, &report)
         }
     }
