@@ -73,6 +73,28 @@ private func writeFrame(
     return 14 + payload.count
 }
 
+/// Writes one 60-byte frame of the experimental EtherType to the kernel's
+/// side and waits until the kernel counts it; returns the kernel side's
+/// counters before and after.
+private func transmitCountedFrame(
+    _ tap: TapInterface, _ namespace: TestNamespace
+) throws -> (before: LinkStatistics, after: LinkStatistics) {
+    let kernel = try kernelLink(namespace, tap.name)
+    let before = try namespace.linkStatistics(tap.name)
+    let payload = bigEndian32(0xC0FFEE) + [UInt8](repeating: 0, count: 42)
+    try tap.transmit(length: 60, metadata: .none) { span in
+        writeFrame(into: &span, destination: kernel.mac, source: tap.macAddress,
+                   etherType: experimentalEtherType, payload: payload)
+    }
+    var after = before
+    let counted = TestEnvironment.waitUntil(timeout: 5) {
+        after = (try? namespace.linkStatistics(tap.name)) ?? before
+        return after.rxPackets > before.rxPackets
+    }
+    #expect(counted, "\(before) → \(after)")
+    return (before, after)
+}
+
 private func bigEndian32(_ value: UInt32) -> [UInt8] {
     [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)]
 }
@@ -369,19 +391,7 @@ struct TapInterfaceTests {
     @Test("a frame written to the tap is counted in the kernel's receive statistics")
     func writtenFrameCounted() throws {
         try withTap { loop, tap, namespace in
-            let kernel = try kernelLink(namespace, tap.name)
-            let before = try namespace.linkStatistics(tap.name)
-            let payload = bigEndian32(0xC0FFEE) + [UInt8](repeating: 0, count: 42)
-            try tap.transmit(length: 60, metadata: .none) { span in
-                writeFrame(into: &span, destination: kernel.mac, source: tap.macAddress,
-                           etherType: experimentalEtherType, payload: payload)
-            }
-            var after = before
-            let counted = TestEnvironment.waitUntil(timeout: 5) {
-                after = (try? namespace.linkStatistics(tap.name)) ?? before
-                return after.rxPackets > before.rxPackets
-            }
-            #expect(counted, "\(before) → \(after)")
+            let (before, after) = try transmitCountedFrame(tap, namespace)
             #expect(after.rxPackets == before.rxPackets + 1)
             #expect(after.rxBytes == before.rxBytes + 60)
             #expect(tap.statistics.transmittedFrames == 1)
@@ -611,20 +621,8 @@ struct TapInterfaceTests {
     @Test("with the virtio-net header: lengths over the limit and offloads not announced are refused")
     func vnetHeaderTransmitRefusals() throws {
         try withTap(virtioNetHeader: true) { loop, tap, namespace in
-            let kernel = try kernelLink(namespace, tap.name)
-            let before = try namespace.linkStatistics(tap.name)
             // A plain frame still goes out whole (the zeroed header is not counted).
-            let payload = bigEndian32(0xC0FFEE) + [UInt8](repeating: 0, count: 42)
-            try tap.transmit(length: 60, metadata: .none) { span in
-                writeFrame(into: &span, destination: kernel.mac, source: tap.macAddress,
-                           etherType: experimentalEtherType, payload: payload)
-            }
-            var after = before
-            let counted = TestEnvironment.waitUntil(timeout: 5) {
-                after = (try? namespace.linkStatistics(tap.name)) ?? before
-                return after.rxPackets > before.rxPackets
-            }
-            #expect(counted, "\(before) → \(after)")
+            let (before, after) = try transmitCountedFrame(tap, namespace)
             #expect(after.rxBytes == before.rxBytes + 60)
 
             let tso = TransmitMetadata(checksum: ChecksumRequest(start: 34, offset: 16),
