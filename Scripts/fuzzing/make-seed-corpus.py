@@ -23,7 +23,8 @@ keeps what each seed must decode to. Files whose names are not seed names
 (libFuzzer's SHA-1 names from `Scripts/fuzz run --grow`, regress-* cases) are
 left alone. Corpus/tcpip-stack/ gets its own seeds (stack_seeds, inputs for
 FuzzStack.swift), and so does Corpus/tcpip-tcpconn/ (conn_seeds, inputs for
-FuzzConnection.swift). --check writes nothing and fails if a seed file differs.
+FuzzConnection.swift), and so does Corpus/tcpip-vnet/ (vnet_seeds, inputs for
+FuzzVirtioNet.swift). --check writes nothing and fails if a seed file differs.
 """
 
 import os
@@ -516,6 +517,55 @@ def conn_seeds() -> dict:
     return s
 
 
+# ------------------------------------------------------------------ tcpip-vnet
+# FuzzVirtioNet.swift: a 12-byte virtio-net header (struct virtio_net_hdr_v1,
+# little-endian), then the frame. The harness has opened a connection from
+# the peer (MAC_B, 10.0.0.2, port 40000, ISS 1000) to the static stack's TCP
+# echo on port 7 (MAC_A, 10.0.0.1); a TCP segment on it with ACK set and
+# acknowledgment 0 gets the stack's SND.NXT patched in.
+
+VNET_NEEDS_CSUM, VNET_DATA_VALID = 1, 2
+VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_UDP = 0, 1, 3
+
+
+def vnet_header(flags=0, gso_type=VNET_GSO_NONE, hdr_len=0, gso_size=0, csum_start=0, csum_offset=0,
+                num_buffers=0) -> bytes:
+    return struct.pack("<BBHHHHH", flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, num_buffers)
+
+
+def peer_tcp_partial(payload: bytes) -> bytes:
+    """A data segment (ACK|PSH, seq 1001, ack 0 to be patched) from the peer
+    to the echo, its checksum field holding only the pseudo-header sum, as a
+    sender leaving the checksum to the device (NEEDS_CSUM) writes it."""
+    segment = struct.pack("!HHIIBBHHH", 40000, 7, 1001, 0, 5 << 4, PSH | ACK, 0xFFFF, 0, 0) + payload
+    partial = ones_sum(IP_B + IP_A + struct.pack("!BBH", 0, PROTO_TCP, len(segment)))
+    segment = segment[:16] + struct.pack("!H", partial) + segment[18:]
+    return ethernet(ipv4(segment, PROTO_TCP, src=IP_B, dst=IP_A), ETH_IPV4, dst=MAC_A, src=MAC_B)
+
+
+def vnet_seeds() -> dict:
+    """Name → tcpip-vnet input. Keep in step with CorpusReplayTests.vnetExpected."""
+    s = {}
+    tcp_headers = 14 + 20 + 20
+    csum = dict(csum_start=14 + 20, csum_offset=16)
+    # Two full segments coalesced by the host (GRO), checksum left partial.
+    big = peer_tcp_partial(bytes(range(256)) * 11 + bytes(80))  # 2896 bytes = 2 × 1448
+    s["vnet-gso-tcpv4"] = vnet_header(VNET_NEEDS_CSUM, VNET_GSO_TCPV4, tcp_headers, 1448, **csum) + big
+    small = peer_tcp_partial(b"x" * 100)
+    s["vnet-needs-csum"] = vnet_header(VNET_NEEDS_CSUM, **csum) + small
+    # DATA_VALID: the device checked the checksum, so the stack does not (it is wrong here).
+    s["vnet-data-valid"] = vnet_header(VNET_DATA_VALID) + to_static(
+        udp(5000, 7, b"echo me", src=IP_B, dst=IP_A, checksum_mode="bad"), PROTO_UDP)
+    s["vnet-plain-ping"] = vnet_header() + to_static(icmp(8, 0, struct.pack("!HH", 0x4d2, 1), PING_DATA), PROTO_ICMP)
+    # Malformed headers: refused before the frame is looked at.
+    s["vnet-gso-unknown-type"] = vnet_header(VNET_NEEDS_CSUM, 2, tcp_headers, 1448, **csum) + big
+    s["vnet-gso-udp-fragmentation"] = vnet_header(VNET_NEEDS_CSUM, VNET_GSO_UDP, tcp_headers, 1448, **csum) + big
+    s["vnet-gso-size-zero"] = vnet_header(VNET_NEEDS_CSUM, VNET_GSO_TCPV4, tcp_headers, 0, **csum) + big
+    s["vnet-csum-beyond-frame"] = vnet_header(VNET_NEEDS_CSUM, **csum) + small[:40]
+    s["vnet-short-header"] = vnet_header(VNET_NEEDS_CSUM, **csum)[:7]
+    return s
+
+
 # ------------------------------------------------------------------ layers
 
 def layers(frame: bytes) -> dict:
@@ -564,6 +614,7 @@ def main() -> int:
     files = [(target, name, data) for name, frame in seeds().items() for target, data in layers(frame).items()]
     files += [("tcpip-stack", name, data) for name, data in stack_seeds().items()]
     files += [("tcpip-tcpconn", name, data) for name, data in conn_seeds().items()]
+    files += [("tcpip-vnet", name, data) for name, data in vnet_seeds().items()]
     for target, name, data in files:
         path = os.path.join(CORPUS, target, name)
         old = open(path, "rb").read() if os.path.exists(path) else None

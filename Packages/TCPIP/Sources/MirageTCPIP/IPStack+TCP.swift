@@ -74,7 +74,16 @@ extension IPStack {
     func receiveTCP(_ bytes: Span<UInt8>, info: DatagramInfo, now: Instant) {
         // RFC 1122 §4.2.3.10: a SYN (or anything) to a broadcast or
         // multicast address is not TCP's.
-        guard let ours = configuration.ipv4?.address, info.destination == ours else {
+        guard let config = configuration.ipv4, info.destination == config.address else {
+            statistics.droppedTCPNotUnicast += 1
+            return
+        }
+        // RFC 1122 §3.2.1.3: a datagram whose source cannot be a host's
+        // address is discarded; answering one (a SYN-ACK or RST) would go to
+        // a group or a whole subnet.
+        let source = info.source
+        guard source != .any, source != .broadcast, !source.isMulticast,
+              config.prefixLength >= 31 || source != config.broadcast else {
             statistics.droppedTCPNotUnicast += 1
             return
         }

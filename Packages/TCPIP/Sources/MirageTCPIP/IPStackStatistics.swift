@@ -42,7 +42,8 @@ public struct IPStackStatistics: Hashable, Sendable, CustomStringConvertible {
     public var droppedMalformedTCP: UInt64 = 0
     /// TCP checksum failures.
     public var droppedBadTCPChecksum: UInt64 = 0
-    /// TCP segments to a broadcast or multicast address (RFC 1122 §4.2.3.10).
+    /// TCP segments to a broadcast or multicast address (RFC 1122 §4.2.3.10),
+    /// or from one (or from 0.0.0.0; RFC 1122 §3.2.1.3).
     public var droppedTCPNotUnicast: UInt64 = 0
     /// TCP segments for no connection and no listener (answered with RST
     /// unless they were RSTs themselves or the RST rate limit said no).

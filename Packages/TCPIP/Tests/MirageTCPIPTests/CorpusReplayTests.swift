@@ -1,11 +1,13 @@
 import Foundation
+import MirageDevices
 import MirageTCPIP
 import Testing
 
 /// Replays the checked-in fuzz corpus, `Corpus/<target>/`, through the same
 /// decode-everything functions the libFuzzer targets run (FuzzDecoders.swift;
 /// for `tcpip-stack`, the whole-stack run of FuzzStack.swift; for
-/// `tcpip-tcpconn`, the one-connection run of FuzzConnection.swift).
+/// `tcpip-tcpconn`, the one-connection run of FuzzConnection.swift; for
+/// `tcpip-vnet`, the virtio-net header and stack run of FuzzVirtioNet.swift).
 /// A broken promise in a view traps and takes the test process down: every
 /// file must get through without one. The named seeds, written by
 /// Scripts/fuzzing/make-seed-corpus.py, must also decode to what `expected`
@@ -211,6 +213,58 @@ struct CorpusReplayTests {
                 "dropped": "\(s.statistics.segmentsDropped)"]
     }
 
+    /// `tcpip-vnet` seed (make-seed-corpus.py's vnet_seeds) → facts its run
+    /// must end with (`vnetFacts`; a stack counter not listed is "0" when
+    /// the frame reached the stacks).
+    static let vnetExpected: [String: [String: String]] = [
+        // Two coalesced segments (GRO) with a partial checksum: counted,
+        // delivered on the peer's connection (the handshake's two segments
+        // and this one), echoed in one frame the device segments.
+        "vnet-gso-tcpv4": ["header": "ok", "checksum-verified": "true", "segmentation": "tcpIPv4 1448 54",
+                           "transmit": "ok", "static.tcp-coalesced-frames-received": "1",
+                           "static.tcp-segments-received": "3", "static.dropped-bad-tcp-checksum": "0",
+                           "static.tcp-segmentation-frames-sent": "1", "segmentation-frames": "1"],
+        // NEEDS_CSUM alone: the partial checksum is taken as verified.
+        "vnet-needs-csum": ["header": "ok", "checksum-verified": "true", "segmentation": "none", "transmit": "ok",
+                            "static.tcp-segments-received": "3", "static.dropped-bad-tcp-checksum": "0",
+                            "static.tcp-coalesced-frames-received": "0", "segmentation-frames": "0"],
+        // DATA_VALID: a wrong UDP checksum goes unchecked; the echo goes back.
+        "vnet-data-valid": ["header": "ok", "checksum-verified": "true", "segmentation": "none", "transmit": "ok",
+                            "static.udp-delivered": "1", "static.udp-sent": "1", "datagrams": "1",
+                            "static.dropped-bad-udp-checksum": "0"],
+        "vnet-plain-ping": ["header": "ok", "checksum-verified": "false", "segmentation": "none", "transmit": "ok",
+                            "static.echo-replies-sent": "1"],
+        "vnet-gso-unknown-type": ["header": "malformed", "transmit": "ok", "stack": "none"],
+        // As a transmit request gso_type 3 reads as UDP segmentation (3 % 4), which a driver may ask for.
+        "vnet-gso-udp-fragmentation": ["header": "malformed", "transmit": "ok", "stack": "none"],
+        "vnet-gso-size-zero": ["header": "malformed", "transmit": "invalid-argument", "stack": "none"],
+        "vnet-csum-beyond-frame": ["header": "malformed", "transmit": "invalid-argument", "stack": "none"],
+        "vnet-short-header": ["header": "malformed", "transmit": "none", "stack": "none"],
+    ]
+
+    /// What a `tcpip-vnet` run ended with, as strings: the header's fate,
+    /// and `stackFacts` once the frame reached the stacks.
+    static func vnetFacts(_ s: VirtioNetSummary) -> [String: String] {
+        func name(_ error: DeviceError?) -> String {
+            switch error {
+            case nil: "ok"
+            case .malformedDeviceHeader: "malformed"
+            case .invalidArgument: "invalid-argument"
+            default: "other"
+            }
+        }
+        var facts = ["header": name(s.headerError), "stack": s.stack == nil ? "none" : "ran",
+                     "segmentation-frames": "\(s.segmentationFrames)"]
+        // The transmit request is read only from a whole header.
+        facts["transmit"] = s.transmitChecked ? name(s.transmitError) : "none"
+        if let m = s.metadata {
+            facts["checksum-verified"] = "\(m.checksumVerified)"
+            facts["segmentation"] = m.segmentation.map { "\($0.kind) \($0.segmentSize) \($0.headerLength)" } ?? "none"
+        }
+        if let stack = s.stack { facts.merge(stackFacts(stack)) { a, _ in a } }
+        return facts
+    }
+
     /// Past fuzzer crashes kept as corpus files: name → what it found.
     static let regressions: [String: String] = [
         "regress-quote-reassembled-header":
@@ -225,6 +279,8 @@ struct CorpusReplayTests {
             "tcpip-tcpconn: an ACK below SND.UNA (but within the RFC 5961 range) updated the send window, so data went past its right edge",
         "regress-window-edge-after-older-ack":
             "tcpip-tcpconn: an ACK with an older SEG.SEQ advanced SND.UNA without updating the window, and the usable window slid past the edge the peer offered",
+        "regress-syn-from-multicast-source":
+            "tcpip-vnet: a SYN (NEEDS_CSUM, so its checksum unchecked) from 232.0.0.56 to the TCP listener was answered with a SYN-ACK to that multicast address; TCP now drops segments from multicast, broadcast and 0.0.0.0 (RFC 1122 §3.2.1.3)",
     ]
 
     /// Layers each target's input starts at, and those inside it.
@@ -240,6 +296,8 @@ struct CorpusReplayTests {
         "tcpip-stack": [.ethernet, .arp, .ipv4, .icmp, .udp, .dhcp],
         // The segments the connection sends.
         "tcpip-tcpconn": [.tcp],
+        // Layers of the frames the stacks send in answer.
+        "tcpip-vnet": [.ethernet, .arp, .ipv4, .icmp, .udp, .dhcp, .tcp],
     ]
 
     static let testFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -247,9 +305,10 @@ struct CorpusReplayTests {
     static let targetNames = fuzzTargets.map { $0.name }
     static let stackTarget = "tcpip-stack"
     static let connectionTarget = "tcpip-tcpconn"
-    /// The targets whose seeds are `expected`'s frames (all but the stack's
-    /// and the connection's).
-    static let decoderTargets = targetNames.filter { $0 != stackTarget && $0 != connectionTarget }
+    static let vnetTarget = "tcpip-vnet"
+    /// The targets whose seeds are `expected`'s frames (all but the stack's,
+    /// the connection's and the virtio-net header's).
+    static let decoderTargets = targetNames.filter { $0 != stackTarget && $0 != connectionTarget && $0 != vnetTarget }
 
     static func run(_ target: String) -> (Span<UInt8>) -> FuzzReport {
         fuzzTargets.first { $0.name == target }!.run
@@ -360,6 +419,27 @@ struct CorpusReplayTests {
         }
     }
 
+    @Test("named tcpip-vnet seeds end as expected")
+    func vnetSeeds() throws {
+        let folder = Self.corpus.appendingPathComponent(Self.vnetTarget)
+        #expect(!Self.vnetExpected.isEmpty)
+        for (name, want) in Self.vnetExpected.sorted(by: { $0.key < $1.key }) {
+            let url = folder.appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                Issue.record("\(Self.vnetTarget)/\(name) missing; run Scripts/fuzzing/make-seed-corpus.py")
+                continue
+            }
+            let bytes = try Self.bytes(url)
+            let summary = try #require(Self.run(Self.vnetTarget)(bytes.span).vnet)
+            let facts = Self.vnetFacts(summary)
+            let ran = summary.stack != nil
+            for (key, value) in want.sorted(by: { $0.key < $1.key }) {
+                let got = facts[key] ?? (ran && key.contains(".") ? "0" : "missing")
+                #expect(got == value, "\(name): \(key) is \(got), not \(value); \(facts.sorted { $0.key < $1.key })")
+            }
+        }
+    }
+
     @Test("corpus folders, fuzz targets and Scripts/fuzzing/targets.txt agree")
     func targetsAgree() throws {
         let folders = try FileManager.default.contentsOfDirectory(atPath: Self.corpus.path)
@@ -395,6 +475,7 @@ struct CorpusReplayTests {
                 let seeds = switch target {
                 case Self.stackTarget: Set(Self.stackExpected.keys)
                 case Self.connectionTarget: Set(Self.connectionExpected.keys)
+                case Self.vnetTarget: Set(Self.vnetExpected.keys)
                 default: Set(Self.expected.keys)
                 }
                 #expect(seeds.contains(name) || Self.isFuzzerUnit(name),

@@ -35,6 +35,7 @@ let fuzzTargets: [(name: String, run: @Sendable (Span<UInt8>) -> FuzzReport)] = 
     ("tcpip-tcp", fuzzTCP),
     ("tcpip-stack", fuzzStack),
     ("tcpip-tcpconn", fuzzConnection),
+    ("tcpip-vnet", fuzzVirtioNet),
 ]
 
 /// What one decode-everything pass found.
@@ -49,6 +50,8 @@ struct FuzzReport: CustomStringConvertible {
     var stack: StackSummary? = nil
     /// `tcpip-tcpconn` only (FuzzConnection.swift): how the connection ended up.
     var connection: ConnectionSummary? = nil
+    /// `tcpip-vnet` only (FuzzVirtioNet.swift): the header and the stacks.
+    var vnet: VirtioNetSummary? = nil
 
     mutating func mix(_ value: UInt64) { digest = (digest ^ value) &* 0x100_0000_01b3 }
     mutating func mix(_ span: Span<UInt8>) {

@@ -138,7 +138,9 @@ final class FuzzWorld {
         return r
     }()
 
-    init() {
+    /// `offloads`: what both interfaces announce (`tcpip-vnet` gives them
+    /// a tap's; `tcpip-stack` none).
+    init(offloads: OffloadCapabilities = []) {
         let timers = ManualTimerScheduler(clock: clock)
         self.timers = timers
         var staticConfig = IPStack<FuzzInterface>.Configuration(
@@ -155,7 +157,8 @@ final class FuzzWorld {
         staticConfig.tcp.receiveBufferSize = 8192
         staticConfig.tcp.maximumSegmentLifetime = .seconds(5)
         shadow = IPv4Reassembler(configuration: Self.reassembly)
-        let staticNIC = FuzzInterface(mac: C.staticMAC), dhcpNIC = FuzzInterface(mac: C.dhcpMAC)
+        let staticNIC = FuzzInterface(mac: C.staticMAC, offloads: offloads)
+        let dhcpNIC = FuzzInterface(mac: C.dhcpMAC, offloads: offloads)
         staticNIC.checker.stackAddresses = [C.staticAddress]
         self.staticNIC = staticNIC
         self.dhcpNIC = dhcpNIC
@@ -269,13 +272,20 @@ final class FuzzWorld {
     }
 
     func deliver(_ input: Span<UInt8>, verified: Bool) {
+        deliver(input, metadata: ReceiveMetadata(checksumVerified: verified))
+    }
+
+    /// Delivers `input` (copied, the DHCP xid patched; with `patch`, any
+    /// other change to the copy) to both stacks with `metadata`.
+    func deliver(_ input: Span<UInt8>, metadata: ReceiveMetadata, patch: ((inout [UInt8]) -> Void)? = nil) {
+        let verified = metadata.checksumVerified
         var frame: [UInt8] = []
         swap(&frame, &self.frame)  // reuse the buffer's capacity
         defer { swap(&frame, &self.frame) }
         frame.removeAll(keepingCapacity: true)
         for i in input.indices { frame.append(input[i]) }
         if let xid = dhcpNIC.checker.lastXid { patchDHCPTransactionID(&frame, xid) }
-        let metadata = ReceiveMetadata(checksumVerified: verified)
+        patch?(&frame)
         let span = frame.span
         shadowAdd(span, verified: verified)
         staticStack.frameReceived(span, metadata: metadata)
@@ -512,11 +522,16 @@ final class FuzzTCPEcho: TCPHandler {
 // MARK: - The interface and its frame checker
 
 /// A network interface whose transmit writes into one reusable buffer and
-/// checks the frame.
+/// checks the frame. With `offloads` it acts as the device would: it checks
+/// the request against what it announced and against the virtio-net header
+/// a tap would write for it, then completes the requested checksum before
+/// the frame is checked.
 final class FuzzInterface: NetworkInterface {
     let macAddress: MACAddress
     let mtu = FuzzStackConstants.mtu
-    let offloads: OffloadCapabilities = []
+    let offloads: OffloadCapabilities
+    /// Frames sent with segmentation offload (checked as one large frame).
+    var segmentationFrames = 0
     var statistics = InterfaceStatistics()
     weak var handler: (any NetworkInterfaceHandler)?
     /// Transmit refuses with `wouldBlock` while set.
@@ -526,16 +541,21 @@ final class FuzzInterface: NetworkInterface {
     var checker: FuzzFrameChecker
     var onEmit: (([TCPIPError.Layer]) -> Void)?
 
-    init(mac: MACAddress) {
+    init(mac: MACAddress, offloads: OffloadCapabilities = []) {
         macAddress = mac
+        self.offloads = offloads
         checker = FuzzFrameChecker(mac: mac)
         buffer.reserveCapacity(mtu + 18)
     }
 
     func transmit(length: Int, metadata: TransmitMetadata, _ fill: (inout MutableSpan<UInt8>) -> Int) throws(DeviceError) {
-        fuzzCheck(length >= 0 && length <= EthernetFraming.maximumFrameLength(mtu: mtu),
-                  "stack: asked to transmit a frame past the MTU")
-        fuzzCheck(metadata == .none, "stack: offload requested from a device without offloads")
+        if offloads.isEmpty {
+            fuzzCheck(length >= 0 && length <= EthernetFraming.maximumFrameLength(mtu: mtu),
+                      "stack: asked to transmit a frame past the MTU")
+            fuzzCheck(metadata == .none, "stack: offload requested from a device without offloads")
+        } else {
+            checkOffloadRequest(length: length, metadata)
+        }
         if full {
             statistics.transmitWouldBlock += 1
             checker.interrupted()
@@ -554,8 +574,71 @@ final class FuzzInterface: NetworkInterface {
         statistics.transmittedFrames += 1
         statistics.transmittedBytes += UInt64(used)
         emitted += 1
+        if metadata != .none {
+            fuzzCheck(used == length, "stack: an offloaded frame shorter than the length it asked for")
+            completeOffloads(&buffer, used: used, metadata)
+        }
+        checker.segmented = metadata.segmentation != nil
+        defer { checker.segmented = false }
         let layers = checker.check(buffer.span.extracting(0..<used))
         onEmit?(layers)
+    }
+
+    /// What the stack asks of an offloading device: only announced
+    /// offloads, within the size limits, and a request the tap's
+    /// virtio-net header can carry (which parses back to the same).
+    func checkOffloadRequest(length: Int, _ metadata: TransmitMetadata) {
+        let limit = metadata.segmentation == nil
+            ? EthernetFraming.maximumFrameLength(mtu: mtu) : EthernetFraming.maximumSegmentationFrameLength
+        fuzzCheck(length >= 0 && length <= limit, "stack: asked to transmit a frame past the MTU or the GSO limit")
+        if let checksum = metadata.checksum {
+            fuzzCheck(offloads.contains(.transmitChecksum), "stack: checksum offload the device did not announce")
+            fuzzCheck(Int(checksum.start) + Int(checksum.offset) + 2 <= length, "stack: checksum request past the frame")
+        }
+        if let segmentation = metadata.segmentation {
+            let needed: OffloadCapabilities = switch segmentation.kind {
+            case .tcpIPv4: .tcpSegmentationIPv4
+            case .tcpIPv6: .tcpSegmentationIPv6
+            case .udp: .udpSegmentation
+            }
+            fuzzCheck(offloads.contains(needed), "stack: segmentation the device did not announce")
+            fuzzCheck(segmentation.segmentSize > 0 && Int(segmentation.headerLength) <= length,
+                      "stack: segmentation with size 0 or headers past the frame")
+            fuzzCheck(metadata.checksum != nil, "stack: segmentation without a checksum request")
+        }
+        do throws(DeviceError) {
+            let header = try VirtioNetHeader(transmit: metadata, frameLength: length)
+            let back = try header.receiveMetadata(frameLength: length)
+            fuzzCheck(back.segmentation == metadata.segmentation && back.checksumVerified == (metadata.checksum != nil),
+                      "stack: the tap's header for the request parses back differently")
+        } catch {
+            fuzzFail("stack: a request the tap's virtio-net header refuses")
+        }
+    }
+
+    /// Does what the device does before the frame goes out (here: before
+    /// it is checked): sums from `start` to the end into the field at
+    /// `start + offset`, which holds the pseudo-header sum. A segmentation
+    /// request must describe the frame: TCP over option-less IPv4, headers
+    /// up to the TCP payload, more payload than one segment.
+    func completeOffloads(_ buffer: inout [UInt8], used: Int, _ metadata: TransmitMetadata) {
+        if let segmentation = metadata.segmentation {
+            let ip = EthernetFraming.headerLength
+            fuzzCheck(segmentation.kind == .tcpIPv4 && used >= ip + 40 && buffer[12] == 0x08 && buffer[13] == 0x00
+                && buffer[ip] == 0x45 && buffer[ip + 9] == IPProtocol.tcp, "stack: segmentation of a frame not TCP/IPv4")
+            let tcpHeader = Int(buffer[ip + 20 + 12] >> 4) * 4
+            fuzzCheck(Int(segmentation.headerLength) == ip + 20 + tcpHeader, "stack: segmentation header length")
+            fuzzCheck(used - Int(segmentation.headerLength) > Int(segmentation.segmentSize),
+                      "stack: segmentation of a frame that fits one segment")
+            fuzzCheck(Int(segmentation.segmentSize) + 40 <= mtu, "stack: segments past the MTU")
+            segmentationFrames += 1
+        }
+        guard let checksum = metadata.checksum else { return }
+        let start = Int(checksum.start), field = start + Int(checksum.offset)
+        let sum = referenceSum(buffer.span.extracting(start..<used))
+        let value = ~sum
+        buffer[field] = UInt8(value >> 8)
+        buffer[field + 1] = UInt8(truncatingIfNeeded: value)
     }
 }
 
@@ -573,6 +656,12 @@ final class FuzzFrameChecker: IPConfigurationHandler {
     var lastXid: UInt32? = nil
     /// The fragmented datagram being sent: its header fields and payload so far.
     var fragments: (source: IPv4Address, destination: IPv4Address, proto: UInt8, id: UInt16, data: [UInt8])? = nil
+    /// The frame being checked went out with segmentation offload: its IPv4
+    /// packet may exceed the link MTU.
+    var segmented = false
+    /// SEG.SEQ + SEG.LEN of the latest TCP segment sent (`tcpip-vnet`
+    /// acknowledges it).
+    var tcpSequenceEnd: UInt32? = nil
 
     init(mac: MACAddress) { self.mac = mac }
 
@@ -640,7 +729,9 @@ final class FuzzFrameChecker: IPConfigurationHandler {
         }
         fuzzCheck(packet.totalLength == bytes.count, "stack emitted: bytes past the IPv4 total length")
         fuzzCheck(packet.headerLength == IPv4Header.length, "stack emitted: IPv4 options")
-        fuzzCheck(packet.totalLength <= linkMTU(), "stack emitted: IPv4 packet past the link MTU")
+        fuzzCheck(packet.totalLength <= linkMTU() || segmented, "stack emitted: IPv4 packet past the link MTU")
+        fuzzCheck(!segmented || (packet.protocol == IPProtocol.tcp && packet.dontFragment),
+                  "stack emitted: a segmentation frame not TCP with DF")
         fuzzCheck(packet.timeToLive == FuzzStackConstants.ttl, "stack emitted: TTL")
         // TCP sizes its segments to the path MTU and sets DF (RFC 1191).
         fuzzCheck(!packet.dontFragment || packet.protocol == IPProtocol.tcp, "stack emitted: DF set outside TCP")
@@ -737,6 +828,7 @@ final class FuzzFrameChecker: IPConfigurationHandler {
                           "stack emitted: impossible TCP flags")
                 fuzzCheck(flags.contains(.rst) || flags.contains(.ack) || flags == .syn,
                           "stack emitted: a TCP segment without ACK that is not a SYN or RST")
+                tcpSequenceEnd = segment.sequenceNumber.rawValue &+ UInt32(segment.sequenceLength)
             } catch {
                 fuzzFail("stack emitted: TCP does not verify")
             }
