@@ -23,7 +23,8 @@ import MirageDevices
 import MirageTCPIP
 
 /// The fuzz targets of this package. `Scripts/fuzz` builds one libFuzzer
-/// binary per entry (Scripts/fuzzing/targets.txt has a line for each), and
+/// target per entry (Scripts/fuzzing/targets.txt has a line for each; targets
+/// with the same harness files share one binary), and
 /// CorpusReplayTests replays `Corpus/<name>/` through the same function.
 let fuzzTargets: [(name: String, run: @Sendable (Span<UInt8>) -> FuzzReport)] = [
     ("tcpip-ethernet", fuzzEthernet),
