@@ -221,9 +221,11 @@ struct TCPInteropTests {
 
     // MARK: c. A bad link
 
-    @Test("lossy link (nft drop and dup on the tap, our injector duplicating, reordering, delaying): 10 MB echo intact")
-    func echoOverLossyLink() throws {
-        try withKernelSideTap(net: 64, linkSuffix: "t") { ns, tap in
+    @Test("lossy link (nft drop and dup on the tap, our injector duplicating, reordering, delaying): 10 MB echo intact, plain and with tap offloads",
+          arguments: [false, true])
+    func echoOverLossyLink(offload: Bool) throws {
+        let net = offload ? 76 : 64
+        try withKernelSideTap(net: net, linkSuffix: "t") { ns, tap in
             // The kernel's side of the tap: 1 % of frames from the stack
             // dropped on ingress; 1 % of frames to the stack dropped and 1 %
             // sent twice on egress (netdev egress needs Linux 5.16).
@@ -242,9 +244,10 @@ struct TCPInteropTests {
                 """
             let nft = try ns.exec(["nft", "-f", "-"], timeout: 20, input: Array(rules.utf8))
             try #require(nft.succeeded, "nft (kernel \(kernelRelease())): \(nft)")
-            let echo = try startEcho(ns, tap: tap, address: "10.199.64.2/24", extra: [
+            // With offloads a dropped frame can be a 64 KiB run of segments.
+            let echo = try startEcho(ns, tap: tap, address: "10.199.\(net).2/24", extra: [
                 "--fault-seed", "64", "--fault-duplicate", "2", "--fault-reorder", "5", "--fault-delay", "20",
-            ])
+            ] + (offload ? ["--offload"] : []))
             defer { _ = echo.terminate(grace: 5) }
             let count = 10_000_000
             try withScratchDirectory { dir in
@@ -252,13 +255,13 @@ struct TCPInteropTests {
                 try writeDeterministicFile(sent, count: count, seed: 64)
                 let started = ContinuousClock.now
                 let socat = try ns.exec(
-                    ["sh", "-c", "socat -b 65536 -t 300 -T 300 - TCP4:10.199.64.2:7 < \(sent) > \(received)"],
+                    ["sh", "-c", "socat -b 65536 -t 300 -T 300 - TCP4:10.199.\(net).2:7 < \(sent) > \(received)"],
                     timeout: 900)
                 let elapsed = ContinuousClock.now - started
                 #expect(socat.succeeded, "socat must exit 0 (clean close): \(socat)")
                 #expect(fileSize(received) == count)
                 #expect(try sha256(received) == sha256(sent))
-                print("lossy echo: 10 MB each way in \(elapsed)")
+                print("lossy echo\(offload ? " with offloads" : ""): 10 MB each way in \(elapsed)")
             }
             let ruleset = try ns.exec(["nft", "list", "ruleset"], timeout: 20).check().stdout
             print("nft counters:\n\(ruleset)")
