@@ -425,6 +425,9 @@ public struct TCPConnection {
 
     /// Runs the timers due at `now`.
     public mutating func timerFired(now: Instant) {
+        // Timers never fire inside a receive batch; one still open lost its
+        // end, and what it held back goes now.
+        if batching { flush(now: now) }
         if let d = timeWaitDeadline, d <= now {
             timeWaitDeadline = nil
             state = .closed
@@ -931,6 +934,9 @@ public struct TCPConnection {
             if batching {
                 ackPending = true
                 flushPending = true
+                // Should the batch never end (a device that does not call
+                // receiveBatchEnded), the delayed ACK still goes out.
+                if delayedAckDeadline == nil { delayedAckDeadline = now + configuration.delayedAcknowledgment }
             } else {
                 sendAck(now: now)
             }

@@ -294,6 +294,20 @@ struct TCPConnectionBatchTests {
         #expect(p.server!.outbox.count == 1)
     }
 
+    @Test("a batch whose end never comes: the delayed-ACK timer acknowledges everything and ends the batch")
+    func lostBatchEndStillAcknowledges() throws {
+        var p = Self.pair()
+        let start = p.server!.rcvNxt
+        p.server!.beginBatch()
+        Self.feed(&p, segments: 4)
+        #expect(p.server!.outbox.isEmpty)
+        let deadline = try #require(p.server!.nextDeadline)
+        p.server!.timerFired(now: deadline)
+        #expect(p.server!.outbox.count == 1)
+        #expect(p.server!.outbox.first?.header.acknowledgmentNumber == start + 4000)
+        #expect(!p.server!.batching)
+    }
+
     @Test("one segment in a batch: the ACK is delayed as usual, not forced by flush")
     func singleSegmentStaysDelayed() {
         var p = Self.pair()
