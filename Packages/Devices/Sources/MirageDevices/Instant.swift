@@ -35,6 +35,14 @@ public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(nanoseconds)ns" }
+
+    /// The earlier of two optional deadlines (nil: no deadline), as every
+    /// core computes its next timer from several.
+    public static func earlier(_ a: Instant?, _ b: Instant?) -> Instant? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return b < a ? b : a
+    }
 }
 
 /// A signed span of time in nanoseconds (about ±292 years).

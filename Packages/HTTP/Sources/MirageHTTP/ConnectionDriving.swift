@@ -23,13 +23,6 @@ extension ConnectionOutput {
     }
 }
 
-/// The earlier of two optional deadlines.
-func earlier(_ a: Instant?, _ b: Instant?) -> Instant? {
-    guard let a else { return b }
-    guard let b else { return a }
-    return min(a, b)
-}
-
 /// One timer per connection for a driver: moved only when a deadline comes
 /// earlier than the one scheduled (a later deadline is met by re-arming
 /// when the timer fires), so a busy connection costs no timer churn.

@@ -445,7 +445,7 @@ public struct HTTPClientConnection: Sendable {
 
     /// When `timerFired` should be called, if at all.
     public var nextDeadline: Instant? {
-        earlier(earlier(headerDeadline, bodyDeadline), earlier(continueDeadline, idleDeadline))
+        Instant.earlier(Instant.earlier(headerDeadline, bodyDeadline), Instant.earlier(continueDeadline, idleDeadline))
     }
 
     /// Time passed: a held body is released after the continue timeout; a

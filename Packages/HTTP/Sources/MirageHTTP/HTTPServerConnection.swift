@@ -283,7 +283,7 @@ public struct HTTPServerConnection: Sendable {
     // MARK: Timers
 
     /// When `timerFired` should be called, if at all.
-    public var nextDeadline: Instant? { earlier(headerDeadline, idleDeadline) }
+    public var nextDeadline: Instant? { Instant.earlier(headerDeadline, idleDeadline) }
 
     /// Time passed. A head not complete in time gets 408; an idle
     /// connection or a stalled body is closed.

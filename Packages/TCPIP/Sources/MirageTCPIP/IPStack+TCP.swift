@@ -486,7 +486,7 @@ extension IPStack {
         if !tcpReady.isEmpty && !deliveringTCPEvents { return clock.now() }
         var next: Instant? = nil
         for socket in tcpConnections.values {
-            if let d = socket.connection.nextDeadline, next.map({ d < $0 }) ?? true { next = d }
+            next = Instant.earlier(next, socket.connection.nextDeadline)
         }
         return next
     }

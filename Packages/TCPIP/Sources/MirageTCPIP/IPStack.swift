@@ -270,10 +270,8 @@ public final class IPStack<Interface: NetworkInterface>: Stack, NetworkInterface
     }
 
     func rearmTimer() {
-        var next: Instant? = arp.nextDeadline()
-        if let r = reassembler.nextDeadline(), next.map({ r < $0 }) ?? true { next = r }
-        if let d = dhcpClient?.nextDeadline, next.map({ d < $0 }) ?? true { next = d }
-        if let t = tcpNextDeadline(), next.map({ t < $0 }) ?? true { next = t }
+        let next = Instant.earlier(Instant.earlier(arp.nextDeadline(), reassembler.nextDeadline()),
+                                   Instant.earlier(dhcpClient?.nextDeadline, tcpNextDeadline()))
         guard let deadline = next else {
             if let t = timer { scheduler.cancel(t) }
             timer = nil

@@ -414,13 +414,10 @@ public struct TCPConnection {
     /// When `timerFired` next has work.
     public var nextDeadline: Instant? {
         // Called for every connection on every timer rearm: no array here.
-        func earlier(_ a: Instant?, _ b: Instant?) -> Instant? {
-            guard let a else { return b }
-            guard let b else { return a }
-            return b < a ? b : a
-        }
-        return earlier(earlier(earlier(retransmitDeadline, delayedAckDeadline), earlier(timeWaitDeadline, finWait2Deadline)),
-                       earlier(earlier(persistDeadline, connectDeadline), keepAliveDeadline))
+        let timers = Instant.earlier(Instant.earlier(retransmitDeadline, delayedAckDeadline),
+                                     Instant.earlier(timeWaitDeadline, finWait2Deadline))
+        let waits = Instant.earlier(Instant.earlier(persistDeadline, connectDeadline), keepAliveDeadline)
+        return Instant.earlier(timers, waits)
     }
 
     /// Runs the timers due at `now`.
