@@ -29,6 +29,15 @@ public enum SegmentationKind: UInt8, Hashable, Sendable {
     case tcpIPv6
     /// UDP (either IP version).
     case udp
+
+    /// The capability a device announces to segment this transport.
+    public var capability: OffloadCapabilities {
+        switch self {
+        case .tcpIPv4: .tcpSegmentationIPv4
+        case .tcpIPv6: .tcpSegmentationIPv6
+        case .udp: .udpSegmentation
+        }
+    }
 }
 
 /// A frame larger than the MTU that the device splits on transmit, or that

@@ -279,12 +279,7 @@ public final class TapInterface: NetworkInterface {
             throw .invalidArgument("checksum offload requested from a device that does not announce it")
         }
         if let segmentation = metadata.segmentation {
-            let needed: OffloadCapabilities = switch segmentation.kind {
-            case .tcpIPv4: .tcpSegmentationIPv4
-            case .tcpIPv6: .tcpSegmentationIPv6
-            case .udp: .udpSegmentation
-            }
-            guard offloads.contains(needed) else {
+            guard offloads.contains(segmentation.kind.capability) else {
                 throw .invalidArgument("\(segmentation.kind) segmentation requested from a device that does not announce it")
             }
         }
