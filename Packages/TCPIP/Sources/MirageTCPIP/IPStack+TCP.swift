@@ -290,15 +290,8 @@ extension IPStack {
                                                      headerLength: UInt16(EthernetHeader.length + IPv4Header.length + headerLength))
             }
             do {
-                try sendIPv4(to: remote, from: local, protocol: IPProtocol.tcp, payloadLength: headerLength + payloadLength,
-                             dontFragment: true, metadata: metadata) { buffer, offset in
-                    if payloadLength > 0, let socket {
-                        socket.connection.sendBuffer.copy(from: payloadStart, length: payloadLength, into: &buffer,
-                                                          at: offset + headerLength)
-                    }
-                    header.emit(into: &buffer, at: offset, payloadLength: payloadLength, source: local,
-                                destination: remote, checksum: .partial)
-                }
+                try sendTCPFrame(header, payloadLength: payloadLength, payloadStart: payloadStart, of: socket,
+                                 from: local, to: remote, metadata: metadata)
                 statistics.tcpSegmentsSent += 1
                 if segmented {
                     statistics.tcpSegmentationFramesSent += 1
@@ -336,22 +329,35 @@ extension IPStack {
     /// One whole segment, its checksum computed here.
     private func transmitWholeTCP(_ header: TCPHeader, payloadLength: Int, payloadStart: SequenceNumber,
                                   of socket: TCPSocket?, from local: IPv4Address, to remote: IPv4Address) -> Bool {
-        let headerLength = header.length
         do {
-            try sendIPv4(to: remote, from: local, protocol: IPProtocol.tcp, payloadLength: headerLength + payloadLength,
-                         dontFragment: true) { buffer, offset in
-                if payloadLength > 0, let socket {
-                    socket.connection.sendBuffer.copy(from: payloadStart, length: payloadLength, into: &buffer,
-                                                      at: offset + headerLength)
-                }
-                header.emit(into: &buffer, at: offset, payloadLength: payloadLength, source: local, destination: remote)
-            }
+            try sendTCPFrame(header, payloadLength: payloadLength, payloadStart: payloadStart, of: socket,
+                             from: local, to: remote, metadata: .none)
         } catch {
             statistics.tcpTransmitDropped += 1
             return false
         }
         statistics.tcpSegmentsSent += 1
         return true
+    }
+
+    /// The datagram of one `Outgoing` (or a piece of it): header and
+    /// options, the payload copied once from the send buffer into the
+    /// device's buffer, and the checksum computed here, or only its
+    /// pseudo-header part when `metadata` leaves the rest to the device.
+    private func sendTCPFrame(_ header: TCPHeader, payloadLength: Int, payloadStart: SequenceNumber,
+                              of socket: TCPSocket?, from local: IPv4Address, to remote: IPv4Address,
+                              metadata: TransmitMetadata) throws(TCPIPError) {
+        let headerLength = header.length
+        let checksum: TCPHeader.Checksum = metadata.checksum == nil ? .full : .partial
+        try sendIPv4(to: remote, from: local, protocol: IPProtocol.tcp, payloadLength: headerLength + payloadLength,
+                     dontFragment: true, metadata: metadata) { buffer, offset in
+            if payloadLength > 0, let socket {
+                socket.connection.sendBuffer.copy(from: payloadStart, length: payloadLength, into: &buffer,
+                                                  at: offset + headerLength)
+            }
+            header.emit(into: &buffer, at: offset, payloadLength: payloadLength, source: local, destination: remote,
+                        checksum: checksum)
+        }
     }
 
     // MARK: Events

@@ -77,11 +77,7 @@ extension TCPConnection {
                 scoreboard.retransmitted(start: start, length: safe, rescue: rescue, recoveryPoint: recoveryPoint)
                 if rescue { return }  // pipe does not count it (HighRxt unchanged): one per ACK
             case .newData:
-                outbox.append(makeSegment(sequence: sndNxt, acknowledgment: rcvNxt, flags: .psh, length: newData,
-                                          from: sndNxt, now: now))
-                sndNxt = sndNxt + newData
-                if sndMax < sndNxt { sndMax = sndNxt }
-                if retransmitDeadline == nil { retransmitDeadline = now + rtt.timeout }
+                sendFromNext(length: newData, segmentSize: smss, now: now)
             case .nothing:
                 return
             }

@@ -7,8 +7,9 @@ import MirageDevices
 /// calls. It owns the send and receive buffers (bounded), the
 /// retransmission timer (RFC 6298), CUBIC or Reno congestion control
 /// (`CongestionControl`, RFC 9438, RFC 5681) with SACK-based loss recovery
-/// (RFC 6675, `TCPConnection+SACK.swift`) or NewReno's (RFC 6582), window scaling and timestamps (RFC 7323), SACK blocks as a
-/// receiver (RFC 2018), delayed ACKs (RFC 1122 §4.2.3.2) and Nagle
+/// (RFC 6675, `TCPConnection+SACK.swift`) or NewReno's (RFC 6582), window
+/// scaling and timestamps (RFC 7323), SACK blocks as a receiver
+/// (RFC 2018), delayed ACKs (RFC 1122 §4.2.3.2) and Nagle
 /// (RFC 896), and RFC 5961's defences against blind RST, SYN and data.
 ///
 /// `IPStack` owns one per connection (Docs/ARCHITECTURE.md, "TCP in
@@ -1059,6 +1060,16 @@ public struct TCPConnection {
         retransmitDeadline = now + rtt.timeout
     }
 
+    /// Queues `length` bytes from SND.NXT (new data, or data again after a
+    /// timeout) and moves SND.NXT, SND.MAX and the retransmission timer.
+    mutating func sendFromNext(length: Int, segmentSize: Int, now: Instant) {
+        outbox.append(makeSegment(sequence: sndNxt, acknowledgment: rcvNxt, flags: .psh, length: length,
+                                  from: sndNxt, now: now, segmentSize: segmentSize))
+        sndNxt = sndNxt + length
+        if sndMax < sndNxt { sndMax = sndNxt }
+        if retransmitDeadline == nil { retransmitDeadline = now + rtt.timeout }
+    }
+
     /// Sends what the windows allow: new data, then FIN when queued.
     mutating func output(now: Instant, retransmitting: Bool = false) {
         guard state != .closed && state != .synSent && state != .synReceived && state != .timeWait else { return }
@@ -1089,14 +1100,9 @@ public struct TCPConnection {
             // data is unacknowledged, unless it is the last before FIN.
             if nagle && length < mss && flight > 0 && !finQueued && !retransmitting { break }
             if length < min(mss, unsent) && length < sndWnd / 2 && flight > 0 { break }  // sender SWS avoidance
-            let isRetransmission = sndNxt < sendBuffer.end && retransmitting
-            outbox.append(makeSegment(sequence: sndNxt, acknowledgment: rcvNxt, flags: .psh, length: length,
-                                      from: sndNxt, now: now, segmentSize: mss))
-            if isRetransmission { statistics.retransmissions += 1 }
+            if sndNxt < sendBuffer.end && retransmitting { statistics.retransmissions += 1 }
             if timedSegment == nil && !retransmitting { timedSegment = (sndNxt, now) }
-            sndNxt = sndNxt + length
-            if sndMax < sndNxt { sndMax = sndNxt }
-            if retransmitDeadline == nil { retransmitDeadline = now + rtt.timeout }
+            sendFromNext(length: length, segmentSize: mss, now: now)
         }
         if finQueued && !finSent && sndNxt == sendBuffer.end
             && (state == .finWait1 || state == .lastAck || state == .closing) {

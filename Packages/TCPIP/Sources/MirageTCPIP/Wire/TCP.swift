@@ -49,13 +49,8 @@ public struct SACKBlockList: RandomAccessCollection, Hashable, Sendable {
     /// No blocks.
     public init() {}
 
-    /// The blocks of `blocks`, at most `capacity` of them.
-    public init(_ blocks: some Sequence<SACKBlock>) {
-        for block in blocks where count < Self.capacity { append(block) }
-    }
-
-    /// The most blocks held (RFC 2018 §3: 40 option bytes hold four).
-    public static var capacity: Int { 4 }
+    /// The most blocks held: `TCPOptions.maximumSACKBlocks`.
+    public static var capacity: Int { TCPOptions.maximumSACKBlocks }
     public var startIndex: Int { 0 }
     public var endIndex: Int { count }
 
@@ -142,8 +137,7 @@ public struct TCPOptions: Hashable, Sendable {
     /// Adds a SACK block; returns false when the maximum is reached.
     @discardableResult
     public mutating func appendSACKBlock(_ block: SACKBlock) -> Bool {
-        guard sackBlocks.count < Self.maximumSACKBlocks else { return false }
-        return sackBlocks.append(block)
+        sackBlocks.append(block)
     }
 
     enum Kind {
@@ -185,10 +179,9 @@ public struct TCPOptions: Hashable, Sendable {
                 guard (length - 2) % 8 == 0, length > 2 else { throw .malformedTCPOption(kind: kind) }
                 var offset = value
                 while offset < i + length {
-                    if sackBlocks.count < Self.maximumSACKBlocks {
-                        sackBlocks.append(SACKBlock(left: SequenceNumber(field.u32(at: offset)),
-                                                    right: SequenceNumber(field.u32(at: offset + 4))))
-                    }  // further blocks are skipped (they cannot fit in 40 bytes with any other option)
+                    // Blocks past the list's capacity are skipped (append says false).
+                    sackBlocks.append(SACKBlock(left: SequenceNumber(field.u32(at: offset)),
+                                                right: SequenceNumber(field.u32(at: offset + 4))))
                     offset += 8
                 }
             case Kind.timestamps:
