@@ -29,55 +29,52 @@ struct TCPInteropTests {
 
     @Test("socat sends 100 MB to echo (7) and reads back the same 100 MB (SHA-256)")
     func socatEcho100MB() throws {
-        try withKernelSideTap(net: 60, linkSuffix: "t") { ns, tap in
-            let echo = try startEcho(ns, tap: tap, address: "10.199.60.2/24")
-            defer { _ = echo.terminate(grace: 5) }
-            try withScratchDirectory { dir in
-                let sent = dir + "/sent.bin", received = dir + "/received.bin"
-                try writeDeterministicFile(sent, count: hundredMegabytes, seed: 60)
-                let started = ContinuousClock.now
-                // socat shuts its write side down at the end of the file (-t:
-                // then waits up to 120 s for the echo to end).
-                let socat = try ns.exec(
-                    ["sh", "-c", "socat -b 65536 -t 120 -T 120 - TCP4:10.199.60.2:7 < \(sent) > \(received)"],
-                    timeout: 900)
-                let elapsed = ContinuousClock.now - started
-                #expect(socat.succeeded, "\(socat)")
-                #expect(fileSize(received) == hundredMegabytes)
-                #expect(try sha256(received) == sha256(sent))
-                print("socat echo: 100 MB each way in \(elapsed)")
-            }
-            try waitForStatus(echo, containing: "0 open, 1 accepted", timeout: 30)
-            let summary = try stopEcho(echo)
-            #expect(summary.contains("\(hundredMegabytes) bytes echoed"), "\(summary)")
-            #expect(summary.contains("1 closed (1 normal"), "\(summary)")
-        }
+        let summary = try socatEcho(net: 60, count: hundredMegabytes)
+        #expect(summary.contains("1 closed (1 normal"), "\(summary)")
     }
 
     @Test("mirage-echo --offload: socat's 20 MB echoed intact; the stack's counters show frames the kernel segmented and coalesced")
     func socatEchoWithOffload() throws {
-        try withKernelSideTap(net: 75, linkSuffix: "t") { ns, tap in
-            let echo = try startEcho(ns, tap: tap, address: "10.199.75.2/24", extra: ["--offload"])
+        let summary = try socatEcho(net: 75, count: 20_000_000, timeout: 300, extra: ["--offload"]) { startup in
+            #expect(startup.contains("offloads on (virtio-net header)"), "\(startup)")
+        }
+        let segmented = counterValue(summary, "tcp-segmentation-frames-sent") ?? 0
+        let coalesced = counterValue(summary, "tcp-coalesced-frames-received") ?? 0
+        #expect(segmented > 50 && coalesced > 50, "\(summary)")
+    }
+
+    /// Starts `mirage-echo --net tap` (with `extra` options) on a tap in a
+    /// new namespace at 10.199.<net>.2, has socat there send `count`
+    /// deterministic bytes to echo (7) and read them back (within `timeout` s), checks both
+    /// ways by SHA-256, waits until the connection is gone and returns the
+    /// program's exit output. `started` sees its start-up output.
+    private func socatEcho(net: Int, count: Int, timeout: Double = 900, extra: [String] = [],
+                           started: (String) -> Void = { _ in }) throws -> String {
+        var summary = ""
+        try withKernelSideTap(net: net, linkSuffix: "t") { ns, tap in
+            let echo = try startEcho(ns, tap: tap, address: "10.199.\(net).2/24", extra: extra)
             defer { _ = echo.terminate(grace: 5) }
-            #expect(echo.output().stdout.contains("offloads on (virtio-net header)"), "\(echo.output().stdout)")
-            let count = 20_000_000
+            started(echo.output().stdout)
             try withScratchDirectory { dir in
                 let sent = dir + "/sent.bin", received = dir + "/received.bin"
-                try writeDeterministicFile(sent, count: count, seed: 75)
+                try writeDeterministicFile(sent, count: count, seed: net)
+                let clock = ContinuousClock.now
+                // socat shuts its write side down at the end of the file (-t:
+                // then waits up to 120 s for the echo to end).
                 let socat = try ns.exec(
-                    ["sh", "-c", "socat -b 65536 -t 120 -T 120 - TCP4:10.199.75.2:7 < \(sent) > \(received)"],
-                    timeout: 300)
+                    ["sh", "-c", "socat -b 65536 -t 120 -T 120 - TCP4:10.199.\(net).2:7 < \(sent) > \(received)"],
+                    timeout: timeout)
+                let elapsed = ContinuousClock.now - clock
                 #expect(socat.succeeded, "\(socat)")
                 #expect(fileSize(received) == count)
                 #expect(try sha256(received) == sha256(sent))
+                print("socat echo\(extra.isEmpty ? "" : " " + extra.joined(separator: " ")): \(count) bytes each way in \(elapsed)")
             }
             try waitForStatus(echo, containing: "0 open, 1 accepted", timeout: 30)
-            let summary = try stopEcho(echo)
+            summary = try stopEcho(echo)
             #expect(summary.contains("\(count) bytes echoed"), "\(summary)")
-            let segmented = counterValue(summary, "tcp-segmentation-frames-sent") ?? 0
-            let coalesced = counterValue(summary, "tcp-coalesced-frames-received") ?? 0
-            #expect(segmented > 50 && coalesced > 50, "\(summary)")
         }
+        return summary
     }
 
     @Test("nc sends 100 MB to discard (9): all accepted, the connection closes cleanly")

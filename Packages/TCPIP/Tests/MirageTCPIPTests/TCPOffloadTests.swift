@@ -241,12 +241,16 @@ struct TCPConnectionBatchTests {
         return bytes
     }
 
-    static func feed(_ p: inout TCPPair, segments: Int) {
+    /// Hands the server one segment from the wire.
+    static func deliver(_ p: inout TCPPair, _ bytes: [UInt8]) throws {
+        let segment = try TCPSegment(checking: bytes.span, source: clientAddress, destination: serverAddress4)
+        p.server!.receive(segment, now: p.now)
+    }
+
+    /// `segments` in-order segments of 1000 bytes, all made before the first arrives.
+    static func feed(_ p: inout TCPPair, segments: Int) throws {
         let frames = (0..<segments).map { dataSegment(p, offset: $0 * 1000, length: 1000) }
-        for bytes in frames {
-            let segment = try! TCPSegment(checking: bytes.span, source: clientAddress, destination: serverAddress4)
-            p.server!.receive(segment, now: p.now)
-        }
+        for bytes in frames { try deliver(&p, bytes) }
     }
 
     @Test("eight in-order segments in a batch: nothing sent until flush, then exactly one ACK for all")
@@ -254,7 +258,7 @@ struct TCPConnectionBatchTests {
         var p = Self.pair()
         let start = p.server!.rcvNxt
         p.server!.beginBatch()
-        Self.feed(&p, segments: 8)
+        try Self.feed(&p, segments: 8)
         #expect(p.server!.outbox.isEmpty)
         p.server!.flush(now: p.now)
         let acks = p.server!.outbox
@@ -264,9 +268,9 @@ struct TCPConnectionBatchTests {
     }
 
     @Test("the same segments outside a batch: an ACK for every second one (RFC 5681 §4.2)")
-    func withoutBatchEverySecondSegment() {
+    func withoutBatchEverySecondSegment() throws {
         var p = Self.pair()
-        Self.feed(&p, segments: 8)
+        try Self.feed(&p, segments: 8)
         #expect(p.server!.outbox.count == 4)
     }
 
@@ -274,9 +278,7 @@ struct TCPConnectionBatchTests {
     func outOfOrderIsNotHeld() throws {
         var p = Self.pair()
         p.server!.beginBatch()
-        let bytes = Self.dataSegment(p, offset: 2000, length: 1000)
-        let segment = try TCPSegment(checking: bytes.span, source: clientAddress, destination: serverAddress4)
-        p.server!.receive(segment, now: p.now)
+        try Self.deliver(&p, Self.dataSegment(p, offset: 2000, length: 1000))
         #expect(p.server!.outbox.count == 1)
         #expect(p.server!.outbox.first?.header.options.sackBlocks.count == 1)
         p.server!.flush(now: p.now)
@@ -287,9 +289,7 @@ struct TCPConnectionBatchTests {
     func coalescedSegmentIsAcknowledged() throws {
         var p = Self.pair()
         p.server!.beginBatch()
-        let bytes = Self.dataSegment(p, offset: 0, length: 8 * 1400)
-        let segment = try TCPSegment(checking: bytes.span, source: clientAddress, destination: serverAddress4)
-        p.server!.receive(segment, now: p.now)
+        try Self.deliver(&p, Self.dataSegment(p, offset: 0, length: 8 * 1400))
         p.server!.flush(now: p.now)
         #expect(p.server!.outbox.count == 1)
     }
@@ -299,7 +299,7 @@ struct TCPConnectionBatchTests {
         var p = Self.pair()
         let start = p.server!.rcvNxt
         p.server!.beginBatch()
-        Self.feed(&p, segments: 4)
+        try Self.feed(&p, segments: 4)
         #expect(p.server!.outbox.isEmpty)
         let deadline = try #require(p.server!.nextDeadline)
         p.server!.timerFired(now: deadline)
@@ -309,10 +309,10 @@ struct TCPConnectionBatchTests {
     }
 
     @Test("one segment in a batch: the ACK is delayed as usual, not forced by flush")
-    func singleSegmentStaysDelayed() {
+    func singleSegmentStaysDelayed() throws {
         var p = Self.pair()
         p.server!.beginBatch()
-        Self.feed(&p, segments: 1)
+        try Self.feed(&p, segments: 1)
         p.server!.flush(now: p.now)
         #expect(p.server!.outbox.isEmpty)
         #expect(p.server!.delayedAckDeadline != nil)
