@@ -26,8 +26,17 @@ final class MirageHost {
                         clock: loop, scheduler: loop, entropy: SystemEntropy())
     }
 
-    /// TCP segments sent and received by the stack so far.
-    var segments: UInt64 { stack.statistics.tcpSegmentsSent + stack.statistics.tcpSegmentsReceived }
+    /// A point of a transfer: the process's clock, CPU and allocation
+    /// figures, and the TCP segments the stack has sent and received.
+    struct Mark {
+        var snapshot: Snapshot
+        var segments: UInt64
+    }
+
+    /// The figures now.
+    func mark() -> Mark {
+        Mark(snapshot: .now(), segments: stack.statistics.tcpSegmentsSent + stack.statistics.tcpSegmentsReceived)
+    }
 
     /// Runs the loop until `finished` says so or `timeout` seconds pass.
     func run(timeout seconds: Int, finished: () -> Bool) throws(BenchFailure) {
@@ -59,10 +68,8 @@ final class DiscardSink: TCPHandler {
     private(set) var listener: ListenerID?
     private(set) var connection: ConnectionID?
     private(set) var bytes: UInt64 = 0
-    private(set) var start: Snapshot?
-    private(set) var startSegments: UInt64 = 0
-    private(set) var end: Snapshot?
-    private(set) var endSegments: UInt64 = 0
+    private(set) var start: MirageHost.Mark?
+    private(set) var end: MirageHost.Mark?
     private(set) var retransmissions: UInt64?
     private(set) var closeReason: CloseReason?
     private(set) var extraConnections = 0
@@ -92,10 +99,7 @@ final class DiscardSink: TCPHandler {
     func connectionEstablished(_ connection: ConnectionID) {}
 
     func received(_ bytes: Span<UInt8>, on connection: ConnectionID) {
-        if start == nil {
-            start = .now()
-            startSegments = host.segments
-        }
+        if start == nil { start = host.mark() }
         self.bytes += UInt64(bytes.count)
     }
 
@@ -115,8 +119,7 @@ final class DiscardSink: TCPHandler {
 
     private func markEnd(_ connection: ConnectionID) {
         guard end == nil else { return }
-        end = .now()
-        endSegments = host.segments
+        end = host.mark()
         retransmissions = host.stack.statistics(of: connection)?.retransmissions
     }
 }
@@ -132,10 +135,8 @@ final class BulkSource: TCPHandler {
     let total: UInt64
     private(set) var connection: ConnectionID?
     private(set) var sent: UInt64 = 0
-    private(set) var start: Snapshot?
-    private(set) var startSegments: UInt64 = 0
-    private(set) var end: Snapshot?
-    private(set) var endSegments: UInt64 = 0
+    private(set) var start: MirageHost.Mark?
+    private(set) var end: MirageHost.Mark?
     private(set) var retransmissions: UInt64?
     private(set) var closeReason: CloseReason?
     private(set) var writeError: DeviceError?
@@ -157,8 +158,7 @@ final class BulkSource: TCPHandler {
     func connectionAccepted(_ connection: ConnectionID, listener: ListenerID) {}
 
     func connectionEstablished(_ connection: ConnectionID) {
-        start = .now()
-        startSegments = host.segments
+        start = host.mark()
         pump(connection)
     }
 
@@ -173,10 +173,7 @@ final class BulkSource: TCPHandler {
 
     func connectionClosed(_ connection: ConnectionID, reason: CloseReason) {
         guard connection == self.connection else { return }
-        if end == nil {
-            end = .now()
-            endSegments = host.segments
-        }
+        if end == nil { end = host.mark() }
         closeReason = reason
         host.loop.stop()
     }
@@ -203,11 +200,5 @@ final class BulkSource: TCPHandler {
         closing = true
         retransmissions = host.stack.statistics(of: connection)?.retransmissions
         host.stack.close(connection)
-    }
-
-    /// Called at the end: the close's segments are in, so the figures span
-    /// the whole connection.
-    func finish() {
-        if end == nil { end = .now(); endSegments = host.segments }
     }
 }

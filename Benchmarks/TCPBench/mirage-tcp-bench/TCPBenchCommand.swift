@@ -111,10 +111,11 @@ struct MirageSink: ParsableCommand {
                 throw BenchFailure("timed out after \(host.timeout) s with \(sink.bytes) bytes received")
             }
             guard reason == .normal else { throw BenchFailure("connection ended \(reason) after \(sink.bytes) bytes") }
-            let end = sink.end ?? .now()
-            ResultLine(role: "mirage-sink", bytes: sink.bytes, start: sink.start ?? end, end: end, threads: threads,
-                       segments: sink.endSegments &- sink.startSegments, retransmissions: sink.retransmissions,
-                       countsAllocations: counterWorks).print()
+            let end = sink.end ?? MirageHost.Mark(snapshot: .now(), segments: 0)
+            let start = sink.start ?? MirageHost.Mark(snapshot: end.snapshot, segments: 0)
+            ResultLine(role: "mirage-sink", bytes: sink.bytes, start: start.snapshot, end: end.snapshot,
+                       threads: threads, segments: end.segments &- start.segments,
+                       retransmissions: sink.retransmissions, countsAllocations: counterWorks).print()
         } catch {
             throw fail("mirage-sink", error)
         }
@@ -144,9 +145,10 @@ struct MirageSource: ParsableCommand {
                 throw BenchFailure("connection ended \(reason) after \(source.sent) of \(bytes) bytes"
                                    + (source.writeError.map { " (write: \($0))" } ?? ""))
             }
-            let end = source.end ?? .now()
-            ResultLine(role: "mirage-source", bytes: source.sent, start: source.start ?? end, end: end,
-                       threads: threads, segments: source.endSegments &- source.startSegments,
+            let end = source.end ?? MirageHost.Mark(snapshot: .now(), segments: 0)
+            let start = source.start ?? MirageHost.Mark(snapshot: end.snapshot, segments: 0)
+            ResultLine(role: "mirage-source", bytes: source.sent, start: start.snapshot, end: end.snapshot,
+                       threads: threads, segments: end.segments &- start.segments,
                        retransmissions: source.retransmissions, countsAllocations: counterWorks).print()
         } catch {
             throw fail("mirage-source", error)
