@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "MirageCommandLine", targets: ["MirageCommandLine"]),
         .library(name: "MirageHTTP", targets: ["MirageHTTP"]),
         .library(name: "MirageHTTPAsync", targets: ["MirageHTTPAsync"]),
+        .library(name: "MirageDNS", targets: ["MirageDNS"]),
         .library(name: "MirageEcho", targets: ["MirageEcho"]),
         .executable(name: "mirage-echo", targets: ["mirage-echo"]),
         .executable(name: "mirage-crunch", targets: ["mirage-crunch"]),
@@ -73,6 +74,22 @@ let package = Package(
             name: "MirageHTTPTests",
             dependencies: ["MirageHTTP", "MirageDevices"],
             path: "Packages/HTTP/Tests/MirageHTTPTests",
+            exclude: ["Corpus"],
+            swiftSettings: strict
+        ),
+
+        // DNS: wire format, zone files, an authoritative server and a stub
+        // resolver over the stack contract.
+        .target(
+            name: "MirageDNS",
+            dependencies: ["MirageDevices"],
+            path: "Packages/DNS/Sources/MirageDNS",
+            swiftSettings: core
+        ),
+        .testTarget(
+            name: "MirageDNSTests",
+            dependencies: ["MirageDNS", "MirageDevices"],
+            path: "Packages/DNS/Tests/MirageDNSTests",
             exclude: ["Corpus"],
             swiftSettings: strict
         ),
