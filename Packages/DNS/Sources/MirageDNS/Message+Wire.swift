@@ -97,7 +97,11 @@ extension Message {
         do {
             for q in questions { try w.write(q) }
         } catch {
-            if case .messageTooLarge = error { throw .messageTooLarge(size: w.count + optSize, limit: limit) }
+            if case .messageTooLarge = error {
+                var size = Header.size + optSize
+                for q in questions { size += q.name.wire.count + 4 }
+                throw .messageTooLarge(size: size, limit: limit)
+            }
             throw error
         }
         var truncated = false
