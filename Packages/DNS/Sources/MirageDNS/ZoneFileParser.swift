@@ -65,7 +65,14 @@ public struct ZoneFileParser {
         _ text: [UInt8], file: String, origin: DomainName,
         defaultTTL: UInt32? = nil, includes: Store
     ) throws(DNSError) -> [ZoneFileEntry] {
-        var reader = Reader(previousTTL: defaultTTL)
+        try parse(text, file: file, origin: origin, defaultTTL: defaultTTL, includes: includes, maximumRecords: maximumRecords)
+    }
+
+    /// `parse` with another record limit (tests reach the limit with a few records).
+    static func parse<Store: KeyValueStore>(
+        _ text: [UInt8], file: String, origin: DomainName, defaultTTL: UInt32?, includes: Store, maximumRecords: Int
+    ) throws(DNSError) -> [ZoneFileEntry] {
+        var reader = Reader(previousTTL: defaultTTL, maximumRecords: maximumRecords)
         try reader.read(text, file: file, origin: origin, owner: nil, depth: 0, store: includes)
         return reader.entries
     }
@@ -94,7 +101,7 @@ public struct ZoneFileParser {
                 case 0x68: multiplier = 3600  // h
                 case 0x64: multiplier = 86_400  // d
                 case 0x77: multiplier = 604_800  // w
-                default: throw .syntax(reason: "bad TTL \(printable(text)): '\(printable([byte]))' is neither a digit nor a unit (s, m, h, d, w)")
+                default: throw .syntax(reason: "bad TTL \(printable(text)): \(printable([byte])) is neither a digit nor a unit (s, m, h, d, w)")
                 }
                 guard digits > 0 else { throw .syntax(reason: "bad TTL \(printable(text)): a unit without a number before it") }
                 total += number * multiplier
@@ -122,18 +129,21 @@ public struct ZoneFileParser {
         type.rawValue == 0 || type.rawValue == 41 || (128...255).contains(type.rawValue)
     }
 
-    /// `bytes` for an error message: printable ASCII as is, other bytes as
-    /// `\DDD`, cut to 64 bytes.
+    /// Longest piece of input quoted in an error message.
+    static let maximumQuotedLength = 128
+
+    /// `bytes` for an error message, in single quotes: printable ASCII as
+    /// is, other bytes as `\DDD`, cut to `maximumQuotedLength` bytes.
     static func printable(_ bytes: [UInt8]) -> String {
         var out = "'"
-        for byte in bytes.prefix(64) {
+        for byte in bytes.prefix(maximumQuotedLength) {
             if byte >= 0x20 && byte < 0x7F && byte != 0x27 {
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             } else {
                 out += "\\" + (byte < 100 ? "0" : "") + (byte < 10 ? "0" : "") + String(byte)
             }
         }
-        if bytes.count > 64 { out += "..." }
+        if bytes.count > maximumQuotedLength { out += "..." }
         return out + "'"
     }
 
@@ -196,8 +206,12 @@ extension ZoneFileParser {
         /// records without one before any `$TTL`.
         var previousTTL: UInt32?
         var includesFollowed = 0
+        let maximumRecords: Int
 
-        init(previousTTL: UInt32?) { self.previousTTL = previousTTL }
+        init(previousTTL: UInt32?, maximumRecords: Int) {
+            self.previousTTL = previousTTL
+            self.maximumRecords = maximumRecords
+        }
 
         /// Reads one file's text, starting from the includer's `origin` and
         /// `owner`; changes to them stay inside this file, the includer keeps
@@ -279,6 +293,7 @@ extension ZoneFileParser {
                 do {
                     text = try store.value(of: key)
                 } catch {
+                    if case .keyNotFound = error { throw fail("cannot read $INCLUDE file '\(key)': no such key in the store", at: 1) }
                     throw fail("cannot read $INCLUDE file '\(key)': \(error)", at: 1)
                 }
                 // The included file's origin and owner changes stay there (RFC 1035 §5.1).
