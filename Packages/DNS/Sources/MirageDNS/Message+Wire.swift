@@ -17,7 +17,7 @@ extension Message {
         let qd = Int(header.questionCount)
         questions.reserveCapacity(min(qd, r.remaining / 5))
         for _ in 0..<qd {
-            let name = try r.name(compressed: true)
+            let name = try r.name()
             let type = RecordType(rawValue: try r.u16())
             let `class` = RecordClass(rawValue: try r.u16())
             questions.append(Question(name: name, type: type, class: `class`))
@@ -27,7 +27,7 @@ extension Message {
         let ar = Int(header.additionalCount)
         additional.reserveCapacity(min(ar, r.remaining / 11))
         for _ in 0..<ar {
-            let name = try r.name(compressed: true)
+            let name = try r.name()
             let type = RecordType(rawValue: try r.u16())
             let `class` = RecordClass(rawValue: try r.u16())
             let ttl = try r.u32()
@@ -53,7 +53,7 @@ extension Message {
         var records: [ResourceRecord] = []
         records.reserveCapacity(min(count, r.remaining / 11))
         for _ in 0..<count {
-            let name = try r.name(compressed: true)
+            let name = try r.name()
             let type = RecordType(rawValue: try r.u16())
             guard type != .opt else { throw .misplacedOPT }
             let `class` = RecordClass(rawValue: try r.u16())

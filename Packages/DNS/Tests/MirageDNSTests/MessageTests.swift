@@ -119,6 +119,17 @@ enum Vectors {
         #expect(m.header.responseCode == 5 && m.edns?.extendedRCode == 0)
     }
 
+    @Test("a compressed SRV target (dnspython sends them) is read, and written whole")
+    func compressedSRVTarget() throws {
+        // dnspython: all.example.com SRV 0 5 5060 sip.example.com, target compressed to "sip" + C011.
+        let bytes = hex("0001 8000 0001 0001 0000 0000 03616C6C076578616D706C6503636F6D00 0021 0001"
+            + "C00C 0021 0001 0000012C 000C 0000 0005 13C4 03736970 C010")
+        let m = try decode(bytes)
+        #expect(m.answers.first?.data == .srv(SRV(priority: 0, weight: 5, port: 5060, target: name("sip.example.com."))))
+        let again = try m.encode()
+        #expect(Array(again[(again.count - 23)...]) == hex("0000 0005 13C4 03736970 076578616D706C6503636F6D00"))
+    }
+
     // MARK: Bad input
 
     /// A header for a message with these counts (ID 1, no flags).

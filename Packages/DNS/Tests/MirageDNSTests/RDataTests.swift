@@ -45,7 +45,7 @@ import Testing
         try data.emit(into: &w)
         #expect(hexString(w.bytes) == wire)
         let bytes = hex(wire)
-        let decoded = try RData.parse(type: t, message: bytes.span, offset: 0, length: bytes.count)
+        let decoded = try RData.parse(type: t, data: bytes)
         #expect(decoded == data)
         #expect(data.presentation == text)
         // The generic form of the same bytes reads to the same data (RFC 3597 §5).
@@ -147,7 +147,6 @@ import Testing
         (.mx, "000A 046D61696C", .badRecordData(type: 15, reason: "RDATA shorter than its fields")),
         (.txt, "", .badRecordData(type: 16, reason: "TXT without a string")),
         (.txt, "05616263", .badRecordData(type: 16, reason: "RDATA shorter than its fields")),
-        (.srv, "000000000050 C000", .badRecordData(type: 33, reason: "compressed name where compression is not allowed")),
         (.caa, "00 00", .badRecordData(type: 257, reason: "CAA tag of 0 characters (1-15)")),
         (.caa, "00 02 612D", .badRecordData(type: 257, reason: "CAA tag not alphanumeric")),
         (.nsec, "00 0401 40 0001 40", .badRecordData(type: 47, reason: "type bitmap windows out of order")),
@@ -160,6 +159,16 @@ import Testing
     func refusesBadWire(type: RecordType, data: String, error: DNSError) {
         let bytes = hex(data)
         #expect(throws: error) { try RData.parse(type: type, message: bytes.span, offset: 0, length: bytes.count) }
+    }
+
+    @Test("names in RDATA outside a message (the \\# form) may not be compressed", arguments: [
+        (RecordType.srv, "000000000050 C000", UInt16(33)),
+        (.mx, "000A C000", 15),
+        (.ns, "C000", 2),
+    ])
+    func noCompressionOutsideMessages(type: RecordType, data: String, code: UInt16) {
+        let error = DNSError.badRecordData(type: code, reason: "compressed name where compression is not allowed")
+        #expect(throws: error) { try RData.parse(type: type, data: hex(data)) }
     }
 
     @Test("data that cannot be written is refused")
