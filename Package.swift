@@ -206,7 +206,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MirageInteropTests",
-            dependencies: ["MirageTestNetwork", "MirageDevices", "MiragePlatform", "MirageEcho", "MirageTCPIP", "MirageHTTP", "MirageHTTPAsync", "MirageWWW"],
+            dependencies: ["MirageTestNetwork", "MirageDevices", "MiragePlatform", "MirageEcho", "MirageTCPIP", "MirageHTTP", "MirageHTTPAsync", "MirageWWW", "MirageDNS"],
             path: "Tests/InteropTests",
             swiftSettings: strict
         ),
