@@ -5,29 +5,28 @@ extension Message {
     /// (.truncated), trailing bytes (.trailingBytes), second OPT (.duplicateOPT),
     /// OPT elsewhere (.misplacedOPT). `responseCode` combines EDNS high bits.
     public init(parsing bytes: Span<UInt8>) throws(DNSError) {
-        header = try Header(parsing: bytes)
-        questions = []
-        answers = []
-        authority = []
-        additional = []
-        edns = nil
+        let header = try Header(parsing: bytes)
         var r = MessageReader(bytes, offset: Header.size)
         // Counts are the peer's word: reserve only what the bytes could hold
         // (a question is at least 5 bytes, a record at least 11).
         let qd = Int(header.questionCount)
+        var questions: [Question] = []
         questions.reserveCapacity(min(qd, r.remaining / 5))
         for _ in 0..<qd {
-            let name = try r.name(compressed: true)
+            let name = try r.name()
             let type = RecordType(rawValue: try r.u16())
             let `class` = RecordClass(rawValue: try r.u16())
             questions.append(Question(name: name, type: type, class: `class`))
         }
-        answers = try Self.readRecords(&r, count: Int(header.answerCount))
-        authority = try Self.readRecords(&r, count: Int(header.authorityCount))
+        let answers = try Self.readRecords(&r, count: Int(header.answerCount))
+        let authority = try Self.readRecords(&r, count: Int(header.authorityCount))
+        var additional: [ResourceRecord] = []
+        var edns: EDNS? = nil
         let ar = Int(header.additionalCount)
-        additional.reserveCapacity(min(ar, r.remaining / 11))
+        // A query's one additional record is usually its OPT: no array for it.
+        if ar > 1 { additional.reserveCapacity(min(ar, r.remaining / 11)) }
         for _ in 0..<ar {
-            let name = try r.name(compressed: true)
+            let name = try r.name()
             let type = RecordType(rawValue: try r.u16())
             let `class` = RecordClass(rawValue: try r.u16())
             let ttl = try r.u32()
@@ -46,14 +45,20 @@ extension Message {
             r.offset += length
         }
         guard r.remaining == 0 else { throw .trailingBytes(count: r.remaining) }
+        self.header = header
+        self.questions = questions
+        self.answers = answers
+        self.authority = authority
+        self.additional = additional
+        self.edns = edns
     }
 
     /// Reads `count` records of the answer or authority section, where an OPT is misplaced.
     private static func readRecords(_ r: inout MessageReader, count: Int) throws(DNSError) -> [ResourceRecord] {
         var records: [ResourceRecord] = []
-        records.reserveCapacity(min(count, r.remaining / 11))
+        if count > 0 { records.reserveCapacity(min(count, r.remaining / 11)) }
         for _ in 0..<count {
-            let name = try r.name(compressed: true)
+            let name = try r.name()
             let type = RecordType(rawValue: try r.u16())
             guard type != .opt else { throw .misplacedOPT }
             let `class` = RecordClass(rawValue: try r.u16())
@@ -97,7 +102,11 @@ extension Message {
         do {
             for q in questions { try w.write(q) }
         } catch {
-            if case .messageTooLarge = error { throw .messageTooLarge(size: w.count + optSize, limit: limit) }
+            if case .messageTooLarge = error {
+                var size = Header.size + optSize
+                for q in questions { size += q.name.wire.count + 4 }
+                throw .messageTooLarge(size: size, limit: limit)
+            }
             throw error
         }
         var truncated = false

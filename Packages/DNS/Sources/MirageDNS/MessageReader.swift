@@ -1,3 +1,5 @@
+import MirageDevices
+
 /// A cursor over a received message: every read checks its bounds against
 /// `end` and throws `.truncated` instead of trapping. The span is the whole
 /// message, so compressed names can follow pointers to earlier bytes.
@@ -8,6 +10,8 @@ struct MessageReader: ~Escapable {
     var offset: Int
     /// Where reading in place must stop (the message end, or the end of an RDATA).
     var end: Int
+    /// Whether names may be compressed (not in RDATA outside a message).
+    var compressed = true
 
     /// A reader at `offset` that may read up to `end` (default: the message end).
     @_lifetime(copy message)
@@ -66,7 +70,7 @@ struct MessageReader: ~Escapable {
     }
 
     /// Reads a name at the cursor; pointers allowed when `compressed`.
-    mutating func name(compressed: Bool) throws(DNSError) -> DomainName {
+    mutating func name() throws(DNSError) -> DomainName {
         let (name, next) = try DomainName.read(message, at: offset, end: end, compressed: compressed)
         offset = next
         return name

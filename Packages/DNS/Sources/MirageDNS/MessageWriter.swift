@@ -1,3 +1,5 @@
+import MirageDevices
+
 /// Builds a message into a byte array with RFC 1035 §4.1.4 compression.
 ///
 /// Every name written (and each of its suffixes) that starts below offset
@@ -20,6 +22,9 @@ public struct MessageWriter {
     public var count: Int { bytes.count }
     /// The size the message may not exceed; writes past it throw `.messageTooLarge`.
     public var limit: Int
+    /// Whether `write(_:compress:)` may compress at all; off, names are
+    /// written whole (as RDATA alone, outside a message, must be).
+    public var compressionEnabled = true
 
     /// Per slot: the suffix's message offset + 1 (0: empty).
     private var slotOffsets: [UInt16]
@@ -141,7 +146,7 @@ public struct MessageWriter {
         }
         var pointerLabel = labels     // first label replaced by a pointer (labels: none)
         var pointerTarget = 0
-        if compress {
+        if compress && compressionEnabled {
             for k in 0..<labels {
                 if let target = find(suffix: Int(starts[k]), of: wire, hash: hashes[k]) {
                     pointerLabel = k

@@ -1,20 +1,34 @@
 import MirageDevices
 
 // RDATA wire formats. Only the RFC 1035 types whose data holds names (NS,
-// CNAME, SOA, PTR, MX) may compress them (RFC 3597 §4); every other type's
-// names are read and written uncompressed.
+// CNAME, SOA, PTR, MX) may compress them (RFC 3597 §4), so only those are
+// compressed on write. On read, a pointer is followed in any name of a
+// message's RDATA: some senders compress SRV and NAPTR targets (dnspython
+// does), and a pointer that follows the rules reads unambiguously.
 
 extension RData {
     /// Longest <character-string> (RFC 1035 §3.3).
     public static let maximumCharacterStringLength = 255
 
     /// Decodes `length` bytes at `offset` of `message` (names of NS, CNAME, SOA,
-    /// PTR, MX may be compressed — RFC 3597 §4; other types' names must not be).
+    /// PTR, MX may be compressed — RFC 3597 §4; other types' names should not
+    /// be, but a valid pointer in them is followed too).
     public static func parse(type: RecordType, message: Span<UInt8>, offset: Int, length: Int) throws(DNSError) -> RData {
+        try parse(type: type, message: message, offset: offset, length: length, compressed: true)
+    }
+
+    /// Decodes `bytes` as the whole RDATA of `type` outside a message (the
+    /// generic "\#" form): no name may be compressed.
+    public static func parse(type: RecordType, data bytes: [UInt8]) throws(DNSError) -> RData {
+        try parse(type: type, message: bytes.span, offset: 0, length: bytes.count, compressed: false)
+    }
+
+    private static func parse(type: RecordType, message: Span<UInt8>, offset: Int, length: Int, compressed: Bool) throws(DNSError) -> RData {
         guard offset >= 0, length >= 0, length <= message.count - offset else {
             throw .truncated(offset: message.count, needed: max(0, offset + length - message.count))
         }
         var r = MessageReader(message, offset: offset, end: offset + length)
+        r.compressed = compressed
         let data: RData
         do {
             data = try parseFields(type: type, &r)
@@ -32,12 +46,6 @@ extension RData {
         return data
     }
 
-    /// Decodes `bytes` as the whole RDATA of `type`, names uncompressed
-    /// (the generic "\#" form and data outside a message).
-    public static func parse(type: RecordType, data bytes: [UInt8]) throws(DNSError) -> RData {
-        try parse(type: type, message: bytes.span, offset: 0, length: bytes.count)
-    }
-
     private static func parseFields(type: RecordType, _ r: inout MessageReader) throws(DNSError) -> RData {
         switch type {
         case .a:
@@ -47,19 +55,19 @@ extension RData {
             let low = UInt64(try r.u32()) << 32 | UInt64(try r.u32())
             return .aaaa(IPv6Address(high: high, low: low))
         case .ns:
-            return .ns(try r.name(compressed: true))
+            return .ns(try r.name())
         case .cname:
-            return .cname(try r.name(compressed: true))
+            return .cname(try r.name())
         case .ptr:
-            return .ptr(try r.name(compressed: true))
+            return .ptr(try r.name())
         case .soa:
-            let mname = try r.name(compressed: true)
-            let rname = try r.name(compressed: true)
+            let mname = try r.name()
+            let rname = try r.name()
             return .soa(SOA(mname: mname, rname: rname, serial: try r.u32(), refresh: try r.u32(),
                             retry: try r.u32(), expire: try r.u32(), minimum: try r.u32()))
         case .mx:
             let preference = try r.u16()
-            return .mx(preference: preference, exchange: try r.name(compressed: true))
+            return .mx(preference: preference, exchange: try r.name())
         case .txt:
             guard r.remaining > 0 else { throw .badRecordData(type: type.rawValue, reason: "TXT without a string") }
             var strings: [[UInt8]] = []
@@ -67,12 +75,12 @@ extension RData {
             return .txt(strings)
         case .srv:
             let priority = try r.u16(), weight = try r.u16(), port = try r.u16()
-            return .srv(SRV(priority: priority, weight: weight, port: port, target: try r.name(compressed: false)))
+            return .srv(SRV(priority: priority, weight: weight, port: port, target: try r.name()))
         case .naptr:
             let order = try r.u16(), preference = try r.u16()
             let flags = try r.characterString(), services = try r.characterString(), regexp = try r.characterString()
             return .naptr(NAPTR(order: order, preference: preference, flags: flags, services: services, regexp: regexp,
-                                replacement: try r.name(compressed: false)))
+                                replacement: try r.name()))
         case .caa:
             let flags = try r.u8()
             let tag = try r.characterString()
@@ -95,12 +103,12 @@ extension RData {
             let algorithm = try r.u8(), labels = try r.u8()
             let originalTTL = try r.u32(), expiration = try r.u32(), inception = try r.u32()
             let keyTag = try r.u16()
-            let signer = try r.name(compressed: false)
+            let signer = try r.name()
             return .rrsig(RRSIG(typeCovered: covered, algorithm: algorithm, labels: labels, originalTTL: originalTTL,
                                 expiration: expiration, inception: inception, keyTag: keyTag, signerName: signer,
                                 signature: try r.bytes(r.remaining)))
         case .nsec:
-            let next = try r.name(compressed: false)
+            let next = try r.name()
             return .nsec(NSEC(nextDomainName: next, types: try TypeBitmap.read(&r)))
         case .nsec3:
             let algorithm = try r.u8(), flags = try r.u8(), iterations = try r.u16()
