@@ -46,6 +46,9 @@ public final class Resolver<S: Stack>: UDPHandler, TCPHandler, TimerHandler, Nam
     private var targets: [LookupID: Target] = [:]
     /// The DNS lookup behind each `NameResolver` lookup.
     private var nameLookups: [NameLookupID: LookupID] = [:]
+    /// `NameResolver` lookups of IP literals, answered from the delivery timer.
+    private var literals: [NameLookupID: (handler: any NameResolutionHandler, address: IPAddress)] = [:]
+    private var nextNameLookup: UInt64 = 1
     private var sockets: [StubResolver.QueryID: UDPSocketID] = [:]
     private var socketQueries: [UDPSocketID: StubResolver.QueryID] = [:]
     private var connections: [StubResolver.QueryID: Connection] = [:]
@@ -148,14 +151,21 @@ public final class Resolver<S: Stack>: UDPHandler, TCPHandler, TimerHandler, Nam
 
     // MARK: NameResolver
 
-    /// Looks up `host`'s A records (then AAAA when it has none).
+    /// Looks up `host`'s A records (then AAAA when it has none); an IP
+    /// literal is its own answer.
     public func resolveHost(_ host: String, handler: any NameResolutionHandler) throws(NameResolutionError) -> NameLookupID {
+        let nameID = NameLookupID(rawValue: nextNameLookup)
+        if let address = IPAddress(host) {
+            nextNameLookup += 1
+            literals[nameID] = (handler, address)
+            scheduleDelivery()
+            return nameID
+        }
         let name: DomainName
         do { name = try Self.hostName(host) } catch { throw .invalidName }
         let started: (id: LookupID, actions: [StubResolver.Action])
         do { started = try core.resolve(Question(name: name, type: .a), now: clock.now()) } catch { throw Self.nameError(error) }
-        // The first DNS lookup's number names the whole name lookup.
-        let nameID = NameLookupID(rawValue: started.id.rawValue)
+        nextNameLookup += 1
         targets[started.id] = .name(handler, nameID, afterA: false)
         nameLookups[nameID] = started.id
         perform(started.actions, inEvent: false)
@@ -165,6 +175,7 @@ public final class Resolver<S: Stack>: UDPHandler, TCPHandler, TimerHandler, Nam
 
     /// Abandons a name lookup.
     public func cancel(_ lookup: NameLookupID) {
+        literals[lookup] = nil
         guard let id = nameLookups.removeValue(forKey: lookup) else { return }
         cancel(id)
     }
@@ -194,12 +205,16 @@ public final class Resolver<S: Stack>: UDPHandler, TCPHandler, TimerHandler, Nam
             switch action {
             case .sendUDP(let bytes, let server, let query):
                 do throws(DeviceError) {
+                    // Port 0: the stack picks a random ephemeral port
+                    // (RFC 5452 §4.5, RFC 6056), a new one per query.
                     let socket = try stack.bindUDP(port: 0, address: nil, handler: self)
                     sockets[query] = socket
                     socketQueries[socket] = query
                     try stack.send(bytes.span, to: server, from: socket)
                 } catch {
-                    queue += core.queryFailed(query, now: clock.now())
+                    // A full device loses the datagram as a link would: the
+                    // timeout retries. Anything else will not get better.
+                    if error != .wouldBlock { queue += core.queryFailed(query, error: .device(error), now: clock.now()) }
                 }
             case .sendTCP(let bytes, let server, let query):
                 do throws(DeviceError) {
@@ -207,7 +222,7 @@ public final class Resolver<S: Stack>: UDPHandler, TCPHandler, TimerHandler, Nam
                     connections[query] = Connection(id: c, output: bytes)
                     connectionQueries[c] = query
                 } catch {
-                    queue += core.queryFailed(query, now: clock.now())
+                    queue += core.queryFailed(query, error: .device(error), now: clock.now())
                 }
             case .release(let query):
                 if let socket = sockets.removeValue(forKey: query) {
@@ -223,7 +238,7 @@ public final class Resolver<S: Stack>: UDPHandler, TCPHandler, TimerHandler, Nam
                     deliver(id, result)
                 } else {
                     deferred.append((id, result))
-                    if deliveryTimer == nil { deliveryTimer = timers.schedule(at: clock.now(), self) }
+                    scheduleDelivery()
                 }
             }
         }
@@ -262,6 +277,10 @@ public final class Resolver<S: Stack>: UDPHandler, TCPHandler, TimerHandler, Nam
         }
     }
 
+    private func scheduleDelivery() {
+        if deliveryTimer == nil { deliveryTimer = timers.schedule(at: clock.now(), self) }
+    }
+
     /// Keeps one timer at the core's next deadline.
     private func rearm() {
         let deadline = core.nextDeadline
@@ -278,7 +297,13 @@ public final class Resolver<S: Stack>: UDPHandler, TCPHandler, TimerHandler, Nam
             deliveryTimer = nil
             let batch = deferred
             deferred = []
+            let literalIDs = literals.keys.sorted { $0.rawValue < $1.rawValue }
             for (lookup, result) in batch { deliver(lookup, result) }
+            // Each still wanted (a handler may cancel one meanwhile).
+            for id in literalIDs {
+                guard let literal = literals.removeValue(forKey: id) else { continue }
+                literal.handler.nameResolved(id, addresses: [literal.address])
+            }
             rearm()
             return
         }
@@ -347,7 +372,7 @@ public final class Resolver<S: Stack>: UDPHandler, TCPHandler, TimerHandler, Nam
             let n = try stack.write(output.span, on: c.id)
             c.output.removeFirst(min(n, c.output.count))
         } catch {
-            perform(core.queryFailed(query, now: clock.now()), inEvent: true)
+            perform(core.queryFailed(query, error: .device(error), now: clock.now()), inEvent: true)
             rearm()
         }
     }

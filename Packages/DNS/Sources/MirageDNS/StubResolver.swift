@@ -30,9 +30,6 @@ public struct StubResolver {
     /// UDP queries of one lookup kept open for late answers; an older one
     /// is released when a new attempt starts beyond this.
     public static let maximumQueriesPerLookup = 4
-    /// The largest message over TCP: the 2-byte length prefix's range
-    /// (RFC 1035 §4.2.2).
-    public static let maximumStreamMessage = 65535
 
     /// Settings.
     public struct Configuration: Hashable, Sendable {
@@ -315,9 +312,11 @@ public struct StubResolver {
 
     /// The query could not be sent (no socket, no route, ICMP unreachable
     /// for its datagram): it is released and, if it was the lookup's
-    /// current attempt, the next one starts now.
-    public mutating func queryFailed(_ query: QueryID, now: Instant) -> [Action] {
-        guard queries[query] != nil else { return [] }
+    /// current attempt, the next one starts now. `error`, when given, is
+    /// what the lookup reports if no later attempt does better.
+    public mutating func queryFailed(_ query: QueryID, error: DNSError? = nil, now: Instant) -> [Action] {
+        guard let q = queries[query] else { return [] }
+        if let error { lookups[q.lookup]?.lastFailure = error }
         var actions: [Action] = []
         transportFailed(query, now: now, into: &actions)
         return actions
@@ -368,8 +367,9 @@ public struct StubResolver {
         guard var lookup = lookups[id] else { return }
         let useEDNS = configuration.payloadSize != nil && !lookup.noEDNS.contains(server)
         let q = Query(lookup: id, server: server, id: randomID(), question: lookup.current, usedEDNS: useEDNS, transport: .udp)
-        guard let bytes = encode(q) else {
-            finish(id, .failure(.messageTooLarge(size: 0, limit: Self.maximumStreamMessage)), now: now, into: &actions)
+        let bytes: [UInt8]
+        do { bytes = try encode(q) } catch {
+            finish(id, .failure(error), now: now, into: &actions)
             return
         }
         let query = newQueryID()
@@ -391,10 +391,11 @@ public struct StubResolver {
         lookup.udp = []
         let q = Query(lookup: id, server: server, id: randomID(), question: lookup.current,
                       usedEDNS: configuration.payloadSize != nil && !lookup.noEDNS.contains(server), transport: .tcp(received: []))
-        guard let message = encode(q) else {
+        let message: [UInt8]
+        do { message = try encode(q) } catch {
             lookups[id] = lookup
             for u in udp { release(u, into: &actions) }
-            finish(id, .failure(.messageTooLarge(size: 0, limit: Self.maximumStreamMessage)), now: now, into: &actions)
+            finish(id, .failure(error), now: now, into: &actions)
             return
         }
         let query = newQueryID()
@@ -414,13 +415,13 @@ public struct StubResolver {
 
     /// The query message: RD set (RFC 1034 §5.3.1: a stub relies on a
     /// recursive server), one question, an OPT record unless turned off.
-    private func encode(_ q: Query) -> [UInt8]? {
+    private func encode(_ q: Query) throws(DNSError) -> [UInt8] {
         var header = Header(id: q.id)
         header.recursionDesired = true
         var message = Message(header: header)
         message.questions = [q.question]
         if q.usedEDNS, let size = configuration.payloadSize { message.edns = EDNS(payloadSize: size) }
-        do { return try message.encode() } catch { return nil }
+        return try message.encode()
     }
 
     private func randomID() -> UInt16 {

@@ -138,6 +138,25 @@ private func setUp(seed: UInt64 = 7, servers: [Endpoint] = [ns1, ns2],
         #expect(s.resolver.statistics.cancelled == 1)
     }
 
+    @Test("a stack that cannot bind fails the lookup at once with its error; a full device is a lost datagram, retried")
+    func stackErrors() throws {
+        let s = setUp()
+        s.net.bindError = .resourceExhausted("UDP sockets")
+        let id = try s.resolver.lookupIPv4(host: "www.example.test", handler: s.results)
+        s.net.settle()
+        #expect(s.results.results[id] == .failure(.device(.resourceExhausted("UDP sockets"))))
+        #expect(s.net.clock.now() == .zero)
+        #expect(s.net.requestedPorts.count == 4, "every attempt tried, none waited for")
+
+        let full = setUp()
+        full.net.sendErrors = [.wouldBlock]
+        let again = try full.resolver.lookupIPv4(host: "www.example.test", handler: full.results)
+        full.net.settle()
+        #expect(try full.results.results[again]?.get().ipv4Addresses.count == 2)
+        #expect(full.net.clock.now() == .seconds(2) + .milliseconds(20), "the second server, after the timeout")
+        #expect(full.net.openUDPSockets == 0)
+    }
+
     @Test("a lookup started from inside a result handler runs (no re-entrant delivery)")
     func resolveFromHandler() throws {
         let s = setUp()
@@ -199,6 +218,23 @@ private func setUp(seed: UInt64 = 7, servers: [Endpoint] = [ns1, ns2],
         #expect(names.errors[missing] == .nameNotFound)
         #expect(names.addresses[v6] == [.v6(IPv6Address(high: 0x2001_0db8_0000_0000, low: 1))])
         #expect(names.errors[txt] == .noAddresses)
+    }
+
+    @Test("an IP literal is its own answer, from the run loop; cancelled before then, nothing")
+    func literals() throws {
+        let s = setUp()
+        let names = NameCollector()
+        let v4 = try s.resolver.resolveHost("10.7.7.7", handler: names)
+        let v6 = try s.resolver.resolveHost("2001:db8::1", handler: names)
+        let gone = try s.resolver.resolveHost("10.8.8.8", handler: names)
+        #expect(names.addresses.isEmpty, "not inside the call")
+        s.resolver.cancel(gone)
+        s.net.settle()
+        #expect(names.addresses[v4] == [.v4(IPv4Address(10, 7, 7, 7))])
+        #expect(names.addresses[v6] == [.v6(IPv6Address(high: 0x2001_0db8_0000_0000, low: 1))])
+        #expect(names.addresses[gone] == nil)
+        #expect(Set([v4, v6, gone]).count == 3)
+        #expect(s.net.datagramsSent == 0)
     }
 
     @Test("cancelling a name lookup (also during its AAAA step) silences it and closes its sockets")

@@ -112,6 +112,10 @@ final class FakeDNSNetwork: Stack {
     /// Forged answers (wrong ID, from the server's address and port) sent
     /// ahead of each real one: an off-path attacker who guessed the port.
     var forgeriesPerAnswer = 0
+    /// Thrown by every `bindUDP` when set.
+    var bindError: DeviceError?
+    /// Thrown by the next `send`s, one each.
+    var sendErrors: [DeviceError] = []
     private let random: SeededEntropy
     private var pending: [Pending] = []
     private var sequence: UInt64 = 0
@@ -244,6 +248,7 @@ final class FakeDNSNetwork: Stack {
 
     func bindUDP(port: UInt16, address: IPAddress?, handler: any UDPHandler) throws(DeviceError) -> UDPSocketID {
         requestedPorts.append(port)
+        if let bindError { throw bindError }
         let chosen: UInt16
         if port == 0 {
             guard let p = EphemeralPortRange.default.choose(using: random, isInUse: { p in udp.values.contains { $0.port == p } }) else {
@@ -263,6 +268,7 @@ final class FakeDNSNetwork: Stack {
 
     func send(_ payload: Span<UInt8>, to destination: Endpoint, from socket: UDPSocketID) throws(DeviceError) {
         guard let s = udp[socket] else { throw .unknownHandle }
+        if !sendErrors.isEmpty { throw sendErrors.removeFirst() }
         var bytes: [UInt8] = []
         for i in payload.indices { bytes.append(payload[i]) }
         transmit(.toServer(bytes, from: Endpoint(address, s.port), server: destination))
