@@ -1,6 +1,7 @@
 import Foundation
 import MirageDNS
 import MirageDevices
+import MirageHTTP
 import MiragePlatform
 import MirageTCPIP
 import MirageTestNetwork
@@ -12,10 +13,12 @@ import Testing
 // stack's entropy for MirageTCPIP), which the responder sees. Then the
 // resolver fed from a real DHCP lease (dnsmasq) on a tap device.
 
-/// Answers `hN.mirage.test A` with 10.9.0.N (NXDOMAIN for anything else)
-/// over any stack, and records the source port of every query.
+/// Answers `hN.mirage.test A` with 10.9.0.N, the names in `hosts` with
+/// their address (NXDOMAIN for anything else) over any stack, and records
+/// the source port of every query.
 private final class PortRecordingResponder<S: Stack>: UDPHandler {
     let stack: S
+    var hosts: [DomainName: IPv4Address] = [:]
     var sourcePorts: [UInt16] = []
     init(stack: S) { self.stack = stack }
 
@@ -28,7 +31,9 @@ private final class PortRecordingResponder<S: Stack>: UDPHandler {
         answer.questions = query.questions
         if query.edns != nil { answer.edns = EDNS() }
         let labels = question.name.labels
-        if labels.count == 3, labels[0].first == UInt8(ascii: "h"),
+        if let address = hosts[question.name], question.type == .a {
+            answer.answers = [ResourceRecord(name: question.name, ttl: 60, data: .a(address))]
+        } else if labels.count == 3, labels[0].first == UInt8(ascii: "h"),
            let n = UInt8(String(decoding: labels[0].dropFirst(), as: UTF8.self)), question.type == .a {
             answer.answers = [ResourceRecord(name: question.name, ttl: 60, data: .a(IPv4Address(10, 9, 0, n)))]
         } else {
@@ -69,8 +74,66 @@ private func expectRandomPorts(_ ports: [UInt16], count: Int, range: ClosedRange
     #expect(steps < 3, "ports in sequence: \(ports)", sourceLocation: sourceLocation)
 }
 
+/// Answers every request with 204, recording its Host field.
+private final class HostRecordingServer: HTTPServerHandler {
+    var server: HTTPServer<SocketStack>?
+    var hosts: [String] = []
+    func requestReceived(_ head: HTTPRequestHead, exchange: HTTPExchange) {
+        hosts.append(head.fields["Host"] ?? "-")
+        try? server?.respond(exchange, status: .noContent)
+    }
+    func connectionUpgraded(_ connection: ConnectionID, exchange: HTTPExchange, leftover: [UInt8]) {}
+}
+
+/// Records responses and failures; stops the loop after `wanted` of them.
+private final class HTTPOutcomes: HTTPClientHandler {
+    let loop: EventLoop
+    let wanted: Int
+    var statuses: [HTTPClientRequestID: Int] = [:]
+    var failures: [HTTPClientRequestID: HTTPError] = [:]
+    init(loop: EventLoop, wanted: Int) {
+        self.loop = loop
+        self.wanted = wanted
+    }
+    private func done() { if statuses.count + failures.count == wanted { loop.stop() } }
+    func responseReceived(_ head: HTTPResponseHead, request: HTTPClientRequestID) { statuses[request] = head.status.code }
+    func bodyReceived(_ bytes: Span<UInt8>, request: HTTPClientRequestID) {}
+    func responseEnded(_ request: HTTPClientRequestID, trailers: HTTPFields) { done() }
+    func requestFailed(_ request: HTTPClientRequestID, error: HTTPError) {
+        failures[request] = error
+        done()
+    }
+}
+
 @Suite("Stub resolver over both stacks", .serialized)
 struct ResolverStackTests {
+    @Test("HTTPClient takes a host name: the DNS Resolver (its NameResolver) finds it, Host carries it; NXDOMAIN fails the request")
+    func httpClientWithHostNames() throws {
+        let loop = try EventLoop()
+        let stack = SocketStack(loop: loop)
+        defer { stack.closeAll() }
+        let dns = PortRecordingResponder(stack: stack)
+        dns.hosts[try DomainName("www.mirage.test.")] = .loopback
+        let dnsSocket = try stack.bindUDP(port: 0, address: .v4(.loopback), handler: dns)
+        let app = HostRecordingServer()
+        let server = HTTPServer(stack: stack, handler: app, timers: loop, clock: loop, wallClock: nil)
+        app.server = server
+        let listener = try server.listen(port: 0, address: .v4(.loopback))
+        let port = try #require(server.localEndpoint(of: listener)?.port)
+        let resolver = Resolver(stack: stack, timers: loop, clock: loop, entropy: SystemEntropy(),
+                                servers: [try #require(stack.localEndpoint(of: dnsSocket))])
+        let client = HTTPClient(stack: stack, timers: loop, clock: loop)
+        client.resolver = resolver
+        let outcomes = HTTPOutcomes(loop: loop, wanted: 2)
+        let found = try client.request(HTTPRequestHead(method: .get, target: "/"), host: "www.mirage.test", port: port, handler: outcomes)
+        let missing = try client.request(HTTPRequestHead(method: .get, target: "/"), host: "nope.mirage.test", port: port, handler: outcomes)
+        try loop.run(until: loop.now() + .seconds(10))
+        #expect(outcomes.statuses[found] == 204)
+        #expect(app.hosts == ["www.mirage.test:\(port)"])
+        #expect(outcomes.failures[missing] == .nameResolution(host: "nope.mirage.test", .nameNotFound))
+        #expect(client.statistics.lookups == 2)
+    }
+
     @Test("over SocketStack on loopback: 20 lookups answered, each from a kernel-chosen random port")
     func overSocketStack() throws {
         let loop = try EventLoop()
