@@ -57,6 +57,9 @@ public enum DNSError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManyQueries(limit: Int)
     /// A CNAME chain longer than the resolver follows, or a loop.
     case tooManyCNAMEs
+    /// The server answered with a referral to `zone`'s name servers instead
+    /// of an answer: it does not recurse, which a stub resolver needs.
+    case referral(zone: DomainName)
     /// The stack refused an operation.
     case device(DeviceError)
 
@@ -81,6 +84,7 @@ public enum DNSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .serverFailure(let rcode): "the name server answered with rcode \(rcode)"
         case .tooManyQueries(let limit): "more than \(limit) lookups waiting"
         case .tooManyCNAMEs: "CNAME chain too long or looping"
+        case .referral(let zone): "the name server referred to \(zone) instead of answering (no recursion)"
         case .device(let error): "stack: \(error)"
         }
     }

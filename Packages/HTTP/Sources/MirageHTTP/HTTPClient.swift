@@ -86,6 +86,8 @@ public struct HTTPClientStatistics: Hashable, Sendable {
     public var timeouts = 0
     /// Requests cancelled by the application.
     public var cancelled = 0
+    /// Host names looked up through the client's `NameResolver`.
+    public var lookups = 0
     /// A statistics value with every counter at zero.
     public init() {}
 }
@@ -118,9 +120,12 @@ private final class ClientRequest {
     let id: HTTPClientRequestID
     let head: HTTPRequestHead
     let body: HTTPClientBody
-    /// Nil for a request on a given connection.
-    let endpoint: Endpoint?
+    /// Nil for a request on a given connection, or one whose host name
+    /// is being looked up.
+    var endpoint: Endpoint?
     let handler: any HTTPClientHandler
+    /// The host name being looked up, and the port to connect to then.
+    var lookup: (id: NameLookupID, host: String, port: UInt16)?
     var connection: ConnectionID?
     /// Streamed body bytes written before a connection was ready.
     var pendingBody: [UInt8] = []
@@ -151,7 +156,7 @@ private final class ClientRequest {
 /// reused connection that the server closed before answering is retried
 /// once on a fresh connection when its method is idempotent and its body
 /// is not streamed (RFC 9110 §9.2.2).
-public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
+public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler, NameResolutionHandler {
     /// Settings.
     public struct Configuration: Sendable {
         /// Per-connection limits and timeouts (`keepAliveTimeout` closes idle
@@ -187,10 +192,16 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     public let configuration: Configuration
     /// Counters.
     public private(set) var statistics = HTTPClientStatistics()
+    /// Turns host names given to `request(_:body:host:port:handler:)` into
+    /// addresses (MirageDNS's `Resolver` implements it); nil: only IP
+    /// literals are accepted there.
+    public var resolver: (any NameResolver)?
     private let timers: any TimerScheduler
     private let clock: any MonotonicClock
     private var nextRequestNumber: UInt64 = 1
     private var requests: [HTTPClientRequestID: ClientRequest] = [:]
+    /// Requests waiting for their host name's addresses.
+    private var lookups: [NameLookupID: HTTPClientRequestID] = [:]
     private var sessions: [ConnectionID: ClientSession] = [:]
     /// Idle pooled connections, least recently used first.
     private var idle: [ConnectionID] = []
@@ -225,16 +236,52 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     @discardableResult
     public func request(_ head: HTTPRequestHead, body: HTTPClientBody = .none, to endpoint: Endpoint,
                         handler: any HTTPClientHandler) throws(HTTPError) -> HTTPClientRequestID {
-        let head = try prepare(head, body: body, host: endpoint)
+        let head = try prepare(head, body: body, host: Self.authority(endpoint))
         let request = ClientRequest(id: nextID(), head: head, body: body, endpoint: endpoint, handler: handler)
+        try dispatch(request, to: endpoint)
+        return request.id
+    }
+
+    /// Sends a request to `port` of `host`, a host name or an IP literal.
+    /// A name is looked up through `resolver` first; the request then goes
+    /// to its first address as with `request(_:body:to:handler:)`. A missing
+    /// `Host` is set to `host` (with the port unless 80). A lookup that
+    /// fails later is reported by `requestFailed` with `.nameResolution`.
+    /// Throws `.nameResolution` when the lookup cannot start, `.misuse`
+    /// for a name without a resolver, or as `request(_:body:to:handler:)`.
+    @discardableResult
+    public func request(_ head: HTTPRequestHead, body: HTTPClientBody = .none, host: String, port: UInt16 = 80,
+                        handler: any HTTPClientHandler) throws(HTTPError) -> HTTPClientRequestID {
+        var literal = Substring(host)
+        if literal.hasPrefix("["), literal.hasSuffix("]") { literal = literal.dropFirst().dropLast() }
+        if let address = IPAddress(String(literal)) {
+            return try request(head, body: body, to: Endpoint(address, port), handler: handler)
+        }
+        guard let resolver else { throw .misuse("the host name \(host) needs a resolver") }
+        let head = try prepare(head, body: body, host: port == 80 ? host : "\(host):\(port)")
+        let lookup: NameLookupID
+        do { lookup = try resolver.resolveHost(host, handler: self) } catch { throw .nameResolution(host: host, error) }
+        let request = ClientRequest(id: nextID(), head: head, body: body, endpoint: nil, handler: handler)
+        request.lookup = (lookup, host, port)
+        lookups[lookup] = request.id
+        statistics.lookups += 1
+        register(request)
+        return request.id
+    }
+
+    /// Puts `request` on an idle connection to `endpoint`, a new one, or
+    /// the queue, registering it unless it already is (a request that
+    /// waited for its host name's addresses).
+    private func dispatch(_ request: ClientRequest, to endpoint: Endpoint) throws(HTTPError) {
+        let isNew = requests[request.id] == nil
         if let session = takeIdle(endpoint) {
-            register(request)
+            if isNew { register(request) }
             start(request, on: session)
         } else if openPerEndpoint[endpoint, default: 0] < configuration.maximumConnectionsPerEndpoint {
             try open(endpoint, for: request)
-            register(request)
+            if isNew { register(request) }
         } else if queuedCount < configuration.maximumQueuedRequests {
-            register(request)
+            if isNew { register(request) }
             queues[endpoint, default: []].append(request)
             queuedCount += 1
             statistics.queued += 1
@@ -242,7 +289,6 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
             statistics.queueRejections += 1
             throw .device(.resourceExhausted("HTTP client request queue (\(configuration.maximumQueuedRequests))"))
         }
-        return request.id
     }
 
     /// Sends a request over a connection the application opened (or one
@@ -254,7 +300,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     public func request(_ head: HTTPRequestHead, body: HTTPClientBody = .none, on connection: ConnectionID,
                         handler: any HTTPClientHandler) throws(HTTPError) -> HTTPClientRequestID {
         guard let remote = stack.endpoints(of: connection)?.remote else { throw .device(.unknownHandle) }
-        let head = try prepare(head, body: body, host: remote)
+        let head = try prepare(head, body: body, host: Self.authority(remote))
         let session: ClientSession
         if let existing = sessions[connection] {
             guard !existing.closed, existing.established, existing.request == nil, existing.core.isReadyForRequest else {
@@ -286,10 +332,17 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
         statistics.requests += 1
     }
 
-    /// Checks the request and adds `Host` (RFC 9112 §3.2: required in
-    /// HTTP/1.1; `uri-host [":" port]`, the port left out when it is
-    /// http's default 80, RFC 9110 §7.2, §4.2.1).
-    private func prepare(_ head: HTTPRequestHead, body: HTTPClientBody, host: Endpoint) throws(HTTPError) -> HTTPRequestHead {
+    /// `Host` for an endpoint (RFC 9112 §3.2: required in HTTP/1.1;
+    /// `uri-host [":" port]`, the port left out when it is http's default
+    /// 80, RFC 9110 §7.2, §4.2.1).
+    private static func authority(_ endpoint: Endpoint) -> String {
+        var value = endpoint.description
+        if endpoint.port == 80 { value.removeLast(3) }
+        return value
+    }
+
+    /// Checks the request and adds `Host` when it has none.
+    private func prepare(_ head: HTTPRequestHead, body: HTTPClientBody, host: String) throws(HTTPError) -> HTTPRequestHead {
         if case .streamed = body, head.version.minor == 0 {
             throw .misuse("a streamed (chunked) body needs an HTTP/1.1 request")
         }
@@ -297,11 +350,7 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
         var hosts = 0
         for i in 0..<head.fields.count where head.fields.nameEquals(i, "host") { hosts += 1 }
         guard hosts <= 1 else { throw .misuse("more than one Host field") }
-        if hosts == 0 {
-            var value = host.description
-            if host.port == 80 { value.removeLast(3) }
-            head.fields.append(name: "Host", value: value)
-        }
+        if hosts == 0 { head.fields.append(name: "Host", value: host) }
         return head
     }
 
@@ -377,6 +426,11 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
     public func cancel(_ id: HTTPClientRequestID) {
         guard let request = requests.removeValue(forKey: id) else { return }
         statistics.cancelled += 1
+        if let lookup = request.lookup {
+            lookups[lookup.id] = nil
+            resolver?.cancel(lookup.id)
+            return
+        }
         if let endpoint = request.endpoint, var queue = queues[endpoint],
            let i = queue.firstIndex(where: { $0.id == id }) {
             queue.remove(at: i)
@@ -658,6 +712,36 @@ public final class HTTPClient<S: Stack>: TCPHandler, TimerHandler {
         eventDepth += 1
         defer { eventDepth -= 1 }
         lost(session, error: .connectionClosed(reason), abort: false, close: false)
+    }
+
+    // MARK: NameResolutionHandler
+
+    public func nameResolved(_ lookup: NameLookupID, addresses: [IPAddress]) {
+        guard let id = lookups.removeValue(forKey: lookup), let request = requests[id],
+              let target = request.lookup else { return }
+        eventDepth += 1
+        defer { eventDepth -= 1 }
+        request.lookup = nil
+        guard let address = addresses.first else {
+            fail(request, .nameResolution(host: target.host, .noAddresses))
+            return
+        }
+        let endpoint = Endpoint(address, target.port)
+        request.endpoint = endpoint
+        do throws(HTTPError) {
+            try dispatch(request, to: endpoint)
+        } catch {
+            fail(request, error)
+        }
+    }
+
+    public func nameResolutionFailed(_ lookup: NameLookupID, error: NameResolutionError) {
+        guard let id = lookups.removeValue(forKey: lookup), let request = requests[id],
+              let target = request.lookup else { return }
+        eventDepth += 1
+        defer { eventDepth -= 1 }
+        request.lookup = nil
+        fail(request, .nameResolution(host: target.host, error))
     }
 
     // MARK: TimerHandler

@@ -83,6 +83,8 @@ public enum HTTPError: Error, Equatable, Sendable {
     case connectionClosed(CloseReason)
     /// The stack refused a call.
     case device(DeviceError)
+    /// The client's `NameResolver` could not turn `host` into addresses.
+    case nameResolution(host: String, NameResolutionError)
     /// The application used the API wrongly (e.g. a body on a HEAD
     /// response, or writing after the end); the message says how.
     case misuse(String)
@@ -104,7 +106,8 @@ public enum HTTPError: Error, Equatable, Sendable {
         case .bodyTooLarge: return .contentTooLarge
         case .unsupportedExpectation: return .expectationFailed
         case .headerTimeout: return .requestTimeout
-        case .truncatedMessage, .bodyTimeout, .unexpectedResponse, .connectionClosed, .device, .misuse: return nil
+        case .truncatedMessage, .bodyTimeout, .unexpectedResponse, .connectionClosed, .device, .nameResolution, .misuse:
+            return nil
         }
     }
 }
