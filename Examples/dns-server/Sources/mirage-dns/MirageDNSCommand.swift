@@ -17,7 +17,7 @@ struct MirageDNSCommand: ParsableCommand {
             Each --zone names a zone file (RFC 1035 master file format). Its origin is ORIGIN when given \
             as ORIGIN=FILE, otherwise the owner of the file's SOA record ($ORIGIN at the top of the file \
             sets it); $INCLUDE names files relative to the zone file's directory. With --net socket (the \
-            default) it answers on 127.0.0.1, port \(defaultSocketPort) unless --port says otherwise; with \
+            default) it answers on 127.0.0.1 (or --address), port \(defaultSocketPort) unless --port says otherwise; with \
             --net tap (root) over MirageTCPIP on a tap device, port \(defaultTapPort) by default. SIGHUP \
             reloads every zone file and serves a zone's new contents when its SOA serial went up; SIGUSR1 \
             prints a status line; stop with Ctrl-C or SIGTERM.
@@ -32,6 +32,9 @@ struct MirageDNSCommand: ParsableCommand {
     @Option(name: .customLong("zone"), help: ArgumentHelp("A zone file to serve, as FILE or ORIGIN=FILE (repeatable).", valueName: "zone"))
     var zones: [String] = []
 
+    @Option(help: ArgumentHelp("With --net socket, the local address to answer on (default 127.0.0.1).", valueName: "address"))
+    var address: String?
+
     @Option(help: ArgumentHelp("Most TCP connections served at once.", valueName: "n"))
     var maximumConnections: Int = 256
 
@@ -45,6 +48,10 @@ struct MirageDNSCommand: ParsableCommand {
         guard !zones.isEmpty else { throw ValidationError("give at least one --zone FILE") }
         guard maximumConnections > 0 else { throw ValidationError("--maximum-connections must be positive") }
         guard (1...3600).contains(tcpIdleTimeout) else { throw ValidationError("--tcp-idle-timeout must be 1 to 3600 seconds") }
+        if let address {
+            guard IPAddress(address) != nil else { throw ValidationError("--address \(address) is not an IPv4 or IPv6 address") }
+            guard network.net == .socket else { throw ValidationError("--address applies to --net socket; with --net tap use --ipv4") }
+        }
     }
 
     func run() throws {
@@ -93,7 +100,7 @@ struct MirageDNSCommand: ParsableCommand {
         switch setup {
         case .socket:
             configuration.port = port.resolved(default: Self.defaultSocketPort)
-            configuration.address = .v4(.loopback)
+            configuration.address = address.flatMap { IPAddress($0) } ?? .v4(.loopback)
         case .tap(let tap):
             configuration.port = port.resolved(default: Self.defaultTapPort)
             configuration.address = nil
@@ -122,7 +129,8 @@ struct MirageDNSCommand: ParsableCommand {
         switch setup {
         case .socket:
             writeLine("serving dns on \(endpoint.map { "\($0)" } ?? "?") (udp and tcp)", to: STDOUT_FILENO)
-            writeLine("  dig: dig @127.0.0.1 -p \(port) \(core.servedZones.first?.origin.description ?? ".") SOA", to: STDOUT_FILENO)
+            let at = configuration.address.map { "\($0)" } ?? "127.0.0.1"
+            writeLine("  dig: dig @\(at) -p \(port) \(core.servedZones.first?.origin.description ?? ".") SOA", to: STDOUT_FILENO)
         case .tap(let tap):
             if stack.localAddresses.isEmpty {
                 writeLine("serving dns on port \(port) once an address is configured (DHCP)", to: STDOUT_FILENO)
