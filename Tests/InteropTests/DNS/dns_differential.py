@@ -433,6 +433,7 @@ class TCPChannel:
     def __init__(self, address):
         self.address = address
         self.sock = None
+        self.reopened = 0      # times a kept connection was found closed by the server
 
     def close(self):
         if self.sock is not None:
@@ -464,6 +465,7 @@ class TCPChannel:
                 self.close()
                 # A kept connection the server closed meanwhile: once more on a new one.
                 if not fresh and attempt == 0:
+                    self.reopened += 1
                     continue
                 return None, f"no answer ({error})"
         return None, "no answer"
@@ -711,6 +713,9 @@ def run(servers, queries, transports, timeout, show, out):
     finally:
         for channel in channels.values():
             channel.close()
+    for (name, transport), channel in sorted(channels.items()):
+        if isinstance(channel, TCPChannel) and channel.reopened:
+            notes[f"{name} closed a kept TCP connection (seen over {transport}; RFC 7766 §6.2.1 keeps it open)"] += channel.reopened
     if by_category:
         print("differences by category: " + ", ".join(f"{c} {n}" for c, n in sorted(by_category.items())), file=out)
     for note, count in sorted(notes.items()):
