@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "MirageWWWSite", targets: ["MirageWWWSite"]),
         .library(name: "MirageWWW", targets: ["MirageWWW"]),
         .executable(name: "mirage-www", targets: ["mirage-www"]),
+        .executable(name: "mirage-dns", targets: ["mirage-dns"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -198,6 +199,17 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // mirage-dns: an authoritative server for zone files (MirageDNS's DNSServer).
+        .executableTarget(
+            name: "mirage-dns",
+            dependencies: [
+                "MirageDNS", "MirageDevices", "MiragePlatform", "MirageCommandLine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/dns-server/Sources/mirage-dns",
+            swiftSettings: strict
+        ),
+
         // Cross-package and interop tests, and the namespace harness.
         .target(
             name: "MirageTestNetwork",
@@ -206,7 +218,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MirageInteropTests",
-            dependencies: ["MirageTestNetwork", "MirageDevices", "MiragePlatform", "MirageEcho", "MirageTCPIP", "MirageHTTP", "MirageHTTPAsync", "MirageWWW"],
+            dependencies: ["MirageTestNetwork", "MirageDevices", "MiragePlatform", "MirageEcho", "MirageTCPIP", "MirageHTTP", "MirageHTTPAsync", "MirageWWW", "MirageDNS"],
             path: "Tests/InteropTests",
             // The DNS differential driver and NSD launcher (Python) and the zone files they use.
             exclude: ["DNS", "DNSZones"],

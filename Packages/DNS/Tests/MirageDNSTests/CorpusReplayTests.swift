@@ -1,0 +1,81 @@
+import Foundation
+import MirageDNS
+import Testing
+
+/// Replays the checked-in fuzz corpus, `Corpus/<target>/`, through the same
+/// functions the libFuzzer targets run (FuzzDNS.swift). A broken promise
+/// traps and takes the test process down: every file must get through
+/// without one. Named seeds were made with dnspython or by hand; files with
+/// SHA-1 names are units `Scripts/fuzz run TARGET SECONDS --grow` kept;
+/// `regress-*` files are past bugs, each noted in `regressions`.
+struct CorpusReplayTests {
+    static let testFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    static let corpus = testFolder.appendingPathComponent("Corpus")
+    static let targetNames = fuzzTargets.map { $0.name }
+
+    /// Past bugs the corpus keeps as regression cases: file → what went wrong.
+    static let regressions: [String: String] = [:]
+
+    /// What some seeds must give, per target: records decoded, or the error.
+    static let expected: [String: [String: (records: Int, error: DNSError?)]] = [
+        "dns-message": [
+            "query-a-edns": (0, nil),
+            "response-cname-glue": (7, nil),
+            "nxdomain-soa": (1, nil),
+            "query-do-cookie": (0, nil),
+            "badvers": (0, nil),
+            "response-every-type": (24, nil),
+            "bad-compression-loop": (0, .compressionLoop(offset: 12)),
+            "bad-forward-pointer": (0, .badPointer(offset: 12, target: 14)),
+            "bad-lying-count": (0, .truncated(offset: 19, needed: 1)),
+            "bad-two-opt": (0, .duplicateOPT),
+            "bad-rdlength": (0, .badRecordData(type: 1, reason: "1 bytes after the fields")),
+        ],
+    ]
+
+    static func run(_ target: String) -> (Span<UInt8>) -> FuzzReport {
+        fuzzTargets.first { $0.name == target }!.run
+    }
+
+    static func files(of target: String) throws -> [URL] {
+        try FileManager.default.contentsOfDirectory(at: corpus.appendingPathComponent(target), includingPropertiesForKeys: nil)
+            .filter { !$0.lastPathComponent.hasPrefix(".") }
+            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+    }
+
+    @Test("every corpus file runs without a trap", arguments: targetNames)
+    func replay(target: String) throws {
+        let files = try Self.files(of: target)
+        #expect(!files.isEmpty, "no corpus for \(target)")
+        #expect(files.count <= 200, "corpus over 200 files: Scripts/fuzz minimize \(target)")
+        let run = Self.run(target)
+        var decoded = 0
+        for url in files {
+            let bytes = [UInt8](try Data(contentsOf: url))
+            let report = run(bytes.span)
+            decoded += report.decoded
+            let name = url.lastPathComponent
+            if let e = Self.expected[target]?[name] {
+                #expect(report.records == e.records, "\(name): \(report)")
+                #expect(report.error == e.error, "\(name): \(report)")
+            }
+        }
+        #expect(decoded > 0, "nothing in the \(target) corpus decodes")
+    }
+
+    @Test("every named seed is in the corpus")
+    func seedsPresent() throws {
+        for (target, seeds) in Self.expected {
+            let names = Set(try Self.files(of: target).map(\.lastPathComponent))
+            for name in seeds.keys { #expect(names.contains(name), "\(target)/\(name) missing") }
+        }
+    }
+
+    @Test("every regression case is in the corpus, and every regress-* file is noted")
+    func regressionsPresent() throws {
+        var names: Set<String> = []
+        for target in Self.targetNames { names.formUnion(try Self.files(of: target).map(\.lastPathComponent)) }
+        for name in Self.regressions.keys { #expect(names.contains(name), "\(name) missing") }
+        for name in names where name.hasPrefix("regress-") { #expect(Self.regressions[name] != nil, "\(name) not noted") }
+    }
+}
