@@ -93,6 +93,12 @@ struct DNSDifferentialTests {
             }
             #expect(!run.timedOut && run.status == 0, "mirage-dns differs from NSD:\n\(excerpt(run.stdout))\n\(run.stderr)")
             #expect(ours.process.isRunning, "mirage-dns exited during the run: \(ours.process.output().stderr)")
+            // Its own count: every exchange arrived, every answer left.
+            let line = waitForStatusLine(ours.process, containing: ["udp-send-failures 0", "rejected 0"], timeout: 20)
+            print("mirage-dns \(line)")
+            if let exchanges = exchangeCount(run.stdout), let queries = statusCount("queries", in: line) {
+                #expect(queries >= exchanges - 10, "mirage-dns counted \(queries) queries; the driver made \(exchanges) exchanges")
+            }
             let status = try stopMirageDNS(ours.process)
             #expect(status == 0, "mirage-dns exited \(status): \(ours.process.output().stderr)")
         }
@@ -273,6 +279,21 @@ func differentialSummaries(_ output: String) -> [DifferentialSummary] {
               let differences = Int(words[5]) else { return nil }
         return DifferentialSummary(queries: queries, transports: transports, differences: differences)
     }
+}
+
+/// The driver's "(E exchanges with each server; …)" figure.
+func exchangeCount(_ output: String) -> Int? {
+    for line in output.split(separator: "\n") where line.hasPrefix("(") && line.contains(" exchanges with each server") {
+        return Int(line.dropFirst().prefix { $0 != " " })
+    }
+    return nil
+}
+
+/// The number after `name` in a status line ("queries 12 answered 12 …").
+func statusCount(_ name: String, in line: String) -> Int? {
+    let words = line.split(separator: " ")
+    guard let index = words.firstIndex(where: { $0 == name }), index + 1 < words.count else { return nil }
+    return Int(words[index + 1])
 }
 
 /// The driver's closing lines (summary, per-category counts, notes).

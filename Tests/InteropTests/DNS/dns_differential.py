@@ -15,7 +15,9 @@ empty non-terminals, names under wildcards and below zone cuts, DS at cuts
 and apexes, CNAME chains, ANY where NSD's one-RRset answer (RFC 8482 §4.1)
 is determined, zones not served (REFUSED), other classes, and hand-made
 messages: other opcodes, malformed questions, EDNS errors. The DO bit is
-never set.
+never set. Queries where mirage-dns departs from NSD on purpose (issue #8
+asks otherwise) are listed with the reason by --list and left out unless
+--with-divergences.
 
 Each query goes over every transport: udp (no EDNS, 512 bytes),
 udp-edns512, udp-edns1232, udp-edns4096, tcp (no EDNS) and tcp-edns (EDNS
@@ -121,6 +123,7 @@ class Query:
     transports: tuple = ()          # () = all (hand-made: RAW_TRANSPORTS)
     silent: bool = False            # no answer expected (a short wait)
     paced: bool = False             # NSD rate-limits its answer (see PACED_INTERVAL)
+    divergence: str = ""            # why mirage-dns answers this unlike NSD on purpose (left out by default)
 
     def describe(self):
         if self.raw:
@@ -361,8 +364,8 @@ def opt(payload=1232, version=0, options=b"", ext_rcode=0, do=False):
 def hand_made_queries():
     made = []
 
-    def add(note, raw, silent=False, paced=True, category="malformed"):
-        made.append(Query(category=category, raw=raw, note=note, silent=silent, paced=paced))
+    def add(note, raw, silent=False, paced=True, category="malformed", divergence=""):
+        made.append(Query(category=category, raw=raw, note=note, silent=silent, paced=paced, divergence=divergence))
 
     for opcode, name in [(1, "IQUERY"), (2, "STATUS"), (3, "opcode 3"), (5, "UPDATE"), (6, "DSO"), (15, "opcode 15")]:
         add(f"{name} with a question", header(opcode=opcode) + question(), category="opcode")
@@ -401,7 +404,9 @@ def hand_made_queries():
         paced=False, category="edns")
     add("EDNS with extended RCODE bits set in the query", header(ar=1) + question() + opt(ext_rcode=1),
         paced=False, category="edns")
-    add("trailing garbage after the question", header() + question() + b"\x00\x01\x02", paced=False)
+    add("trailing garbage after the question", header() + question() + b"\x00\x01\x02", paced=False,
+        divergence="issue #8 has trailing bytes refused with FORMERR; NSD, built without STRICT_MESSAGE_PARSE, "
+                   "ignores them and answers")
     add("a response (QR=1): must be dropped", header(flags=0x8100) + question(), silent=True, paced=False)
     add("11 bytes: shorter than a header", header()[:11], silent=True, paced=False)
     add("RCODE 5 set in a query", header(flags=0x0105) + question())
@@ -765,10 +770,18 @@ def summary_line(query_count, transport_count, differences):
     return f"{query_count} queries × {transport_count} transports: {differences} differences"
 
 
-def compare_servers(servers, files, transports, timeout, show, categories=None, skip=(), out=sys.stdout):
+def select(queries, categories=(), skip=(), divergences=False):
+    """The queries of the run: by category, and those where mirage-dns
+    differs from NSD on purpose only when asked for."""
+    return [q for q in queries
+            if (not categories or q.category in categories) and q.category not in skip
+            and (divergences or not q.divergence)]
+
+
+def compare_servers(servers, files, transports, timeout, show, categories=(), skip=(), divergences=False,
+                    out=sys.stdout):
     data = ZoneData(files)
-    queries = [q for q in generate_queries(data)
-               if (not categories or q.category in categories) and q.category not in skip]
+    queries = select(generate_queries(data), categories, skip, divergences)
     differences, exchanges, silent = run(servers, queries, transports, timeout, show, out)
     print(summary_line(len(queries), len(transports), differences), file=out)
     print(f"({exchanges} exchanges with each server; zones: {', '.join(z.to_text() for z in data.origins)})", file=out)
@@ -898,6 +911,8 @@ def main():
     parser.add_argument("--show", type=int, default=40, help="print at most this many differences in full")
     parser.add_argument("--category", action="append", default=[], help="only these query categories")
     parser.add_argument("--skip", action="append", default=[], help="leave out these query categories")
+    parser.add_argument("--with-divergences", action="store_true",
+                        help="also send the queries mirage-dns answers unlike NSD on purpose (see --list)")
     parser.add_argument("--list", action="store_true", help="print the queries and exit")
     parser.add_argument("--dump", action="store_true", help="with one --server: print every query and its answers")
     parser.add_argument("zones", nargs="*", help="zone files (default: DNSZones/differential/*.zone)")
@@ -908,16 +923,16 @@ def main():
             parser.error(f"unknown transport {transport}")
     files = zone_files(args.zones)
     if args.list:
-        queries = generate_queries(ZoneData(files))
+        queries = select(generate_queries(ZoneData(files)), args.category, args.skip, True)
         for query in queries:
-            print(f"[{query.category}] {query.describe()}")
+            print(f"[{query.category}] {query.describe()}"
+                  + (f"\n    left out unless --with-divergences: {query.divergence}" if query.divergence else ""))
         print(f"{len(queries)} queries")
         return 0
     if args.dump:
         if len(args.server) != 1:
             parser.error("--dump takes one --server")
-        queries = [q for q in generate_queries(ZoneData(files))
-                   if (not args.category or q.category in args.category) and q.category not in args.skip]
+        queries = select(generate_queries(ZoneData(files)), args.category, args.skip, True)
         dump(args.server[0], queries, transports, args.timeout, sys.stdout)
         return 0
     if args.self_test:
@@ -925,7 +940,8 @@ def main():
     if len(args.server) != 2:
         parser.error("give --server twice (or --self-test)")
     status, _ = compare_servers(args.server, files, transports, args.timeout, args.show,
-                                categories=set(args.category), skip=set(args.skip))
+                                categories=set(args.category), skip=set(args.skip),
+                                divergences=args.with_divergences)
     return status
 
 
