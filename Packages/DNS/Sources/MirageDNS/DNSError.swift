@@ -36,7 +36,8 @@ public enum DNSError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// Text that is not a valid name, record or value; `reason` says why.
     case syntax(reason: String)
-    /// A zone file problem: the file, the line (from 1) and the reason.
+    /// A zone file problem: the file, the line (from 1; 0 when it concerns
+    /// the whole zone, such as a missing SOA) and the reason.
     case zone(file: String, line: Int, reason: String)
 
     // MARK: Stream transport (RFC 7766, RFC 1035 §4.2.2)
@@ -73,7 +74,7 @@ public enum DNSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .misplacedOPT: "OPT record outside the additional section or not owned by the root"
         case .messageTooLarge(let size, let limit): "message of \(size) bytes over the limit of \(limit)"
         case .syntax(let reason): reason
-        case .zone(let file, let line, let reason): "\(file):\(line): \(reason)"
+        case .zone(let file, let line, let reason): line > 0 ? "\(file):\(line): \(reason)" : "\(file): \(reason)"
         case .frameTooShort(let length): "length-prefixed message of \(length) bytes is shorter than a header"
         case .noServers: "no name server configured"
         case .timedOut: "no answer from any name server"
