@@ -1,3 +1,5 @@
+import MirageDevices
+
 // Reading names from received messages, with RFC 1035 §4.1.4 compression.
 
 extension DomainName {
@@ -15,32 +17,28 @@ extension DomainName {
     /// So each jump goes further back than the last and reading ends; the
     /// pointer count is capped as well.
     static func read(_ message: Span<UInt8>, at start: Int, end: Int, compressed: Bool) throws(DNSError) -> (DomainName, Int) {
-        var wire: [UInt8] = []
-        wire.reserveCapacity(32)
+        // Pass 1: check every rule and measure the name.
         var i = start
         var limit = min(end, message.count)
         var lowest = start      // start of the stretch being read in place
         var after = -1          // offset after the name in place, once a pointer is followed
         var pointers = 0
+        var length = 1          // the root byte
         while true {
             guard i < limit else { throw .truncated(offset: limit, needed: 1) }
-            let length = message[i]
-            switch length >> 6 {
+            let byte = message[i]
+            if byte == 0 { break }
+            switch byte >> 6 {
             case 0:
-                if length == 0 {
-                    wire.append(0)
-                    return (DomainName(unchecked: wire), after >= 0 ? after : i + 1)
-                }
-                let n = Int(length)
+                let n = Int(byte)
                 guard n < limit - i else { throw .truncated(offset: limit, needed: n + 1 - (limit - i - 1)) }
-                guard wire.count + n + 2 <= maximumLength else { throw .nameTooLong(length: wire.count + n + 2) }
-                wire.append(length)
-                wire.append(span: message.extracting((i + 1)..<(i + 1 + n)))
+                length += n + 1
+                guard length <= maximumLength else { throw .nameTooLong(length: length) }
                 i += 1 + n
             case 3:
                 guard compressed else { throw .badRecordData(type: 0, reason: "compressed name where compression is not allowed") }
                 guard i + 1 < limit else { throw .truncated(offset: limit, needed: 1) }
-                let target = Int(length & 0x3F) << 8 | Int(message[i + 1])
+                let target = Int(byte & 0x3F) << 8 | Int(message[i + 1])
                 guard target < i else { throw .badPointer(offset: i, target: target) }
                 guard target < lowest else { throw .compressionLoop(offset: start) }
                 pointers += 1
@@ -50,8 +48,27 @@ extension DomainName {
                 i = target
                 limit = message.count
             default:
-                throw .unsupportedLabelType(length)
+                throw .unsupportedLabelType(byte)
             }
         }
+        if after < 0 { after = i + 1 }
+        // Pass 2: copy the runs of labels between pointers into one exact allocation.
+        var wire: [UInt8] = []
+        wire.reserveCapacity(length)
+        var run = start
+        i = start
+        while wire.count < length - 1 {
+            let byte = message[i]
+            if byte >= 0xC0 {
+                wire.append(span: message.extracting(run..<i))
+                i = Int(byte & 0x3F) << 8 | Int(message[i + 1])
+                run = i
+            } else {
+                i += 1 + Int(byte)
+                if wire.count + (i - run) == length - 1 { wire.append(span: message.extracting(run..<i)) }
+            }
+        }
+        wire.append(0)
+        return (DomainName(unchecked: wire), after)
     }
 }

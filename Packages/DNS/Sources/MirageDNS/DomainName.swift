@@ -134,27 +134,39 @@ public struct DomainName: Hashable, Comparable, Sendable, CustomStringConvertibl
 
     public static func == (a: DomainName, b: DomainName) -> Bool {
         let x = a.wire.span, y = b.wire.span
-        guard x.count == y.count else { return false }
-        for i in 0..<x.count where !asciiEqual(x[i], y[i]) { return false }
-        return true
+        let n = x.count
+        guard n == y.count else { return false }
+        // Eight bytes at a time, folded; the last word overlaps the one
+        // before rather than reading past the end.
+        guard n >= 8 else {
+            for i in 0..<n where !asciiEqual(x[i], y[i]) { return false }
+            return true
+        }
+        var i = 0
+        while true {
+            let u = loadWord(x, i), v = loadWord(y, i)
+            if u != v && foldWord(u) != foldWord(v) { return false }
+            if i + 8 == n { return true }
+            i = min(i + 8, n - 8)
+        }
     }
 
     public func hash(into hasher: inout Hasher) {
-        // Eight folded bytes per combine; the length bytes make the wire
-        // form prefix-free, so the final partial word needs no marker.
+        // Folded 8-byte words; the length bytes make the wire form
+        // prefix-free, so equal names and only they feed equal words.
         let x = wire.span
-        var word: UInt64 = 0
-        var n = 0
-        for i in 0..<x.count {
-            word = word << 8 | UInt64(asciiLower(x[i]))
-            n += 1
-            if n == 8 {
-                hasher.combine(word)
-                word = 0
-                n = 0
-            }
+        let n = x.count
+        var i = 0
+        while i + 8 <= n {
+            hasher.combine(foldWord(loadWord(x, i)))
+            i += 8
         }
-        hasher.combine(word)
+        var tail: UInt64 = 0
+        while i < n {
+            tail = tail << 8 | UInt64(asciiLower(x[i]))
+            i += 1
+        }
+        hasher.combine(tail)
     }
 
     // MARK: Canonical order (RFC 4034 §6.1)
@@ -207,6 +219,26 @@ public struct DomainName: Hashable, Comparable, Sendable, CustomStringConvertibl
 @inline(__always)
 func asciiLower(_ b: UInt8) -> UInt8 {
     b &- UInt8(ascii: "A") < 26 ? b | 0x20 : b
+}
+
+/// The 8 bytes at `offset` as a little-endian word (bounds-checked by RawSpan).
+@inline(__always)
+func loadWord(_ s: Span<UInt8>, _ offset: Int) -> UInt64 {
+    UInt64(littleEndian: s.bytes.unsafeLoadUnaligned(fromByteOffset: offset, as: UInt64.self))
+}
+
+/// `asciiLower` on each byte of a word at once: a byte gets 0x20 where it
+/// is 0x41...0x5A. Adding to the low seven bits cannot carry into the next
+/// byte, and bytes with the top bit set are left alone.
+@inline(__always)
+func foldWord(_ w: UInt64) -> UInt64 {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let high = ones &* 0x80
+    let low7 = w & ~high
+    let atLeastA = low7 &+ ones &* (0x80 - 0x41)
+    let pastZ = low7 &+ ones &* (0x80 - 0x5B)
+    let upper = atLeastA & ~pastZ & ~w & high
+    return w | upper >> 2
 }
 
 /// Whether two bytes are equal once ASCII letters are folded.

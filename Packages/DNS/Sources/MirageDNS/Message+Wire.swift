@@ -5,16 +5,12 @@ extension Message {
     /// (.truncated), trailing bytes (.trailingBytes), second OPT (.duplicateOPT),
     /// OPT elsewhere (.misplacedOPT). `responseCode` combines EDNS high bits.
     public init(parsing bytes: Span<UInt8>) throws(DNSError) {
-        header = try Header(parsing: bytes)
-        questions = []
-        answers = []
-        authority = []
-        additional = []
-        edns = nil
+        let header = try Header(parsing: bytes)
         var r = MessageReader(bytes, offset: Header.size)
         // Counts are the peer's word: reserve only what the bytes could hold
         // (a question is at least 5 bytes, a record at least 11).
         let qd = Int(header.questionCount)
+        var questions: [Question] = []
         questions.reserveCapacity(min(qd, r.remaining / 5))
         for _ in 0..<qd {
             let name = try r.name()
@@ -22,10 +18,13 @@ extension Message {
             let `class` = RecordClass(rawValue: try r.u16())
             questions.append(Question(name: name, type: type, class: `class`))
         }
-        answers = try Self.readRecords(&r, count: Int(header.answerCount))
-        authority = try Self.readRecords(&r, count: Int(header.authorityCount))
+        let answers = try Self.readRecords(&r, count: Int(header.answerCount))
+        let authority = try Self.readRecords(&r, count: Int(header.authorityCount))
+        var additional: [ResourceRecord] = []
+        var edns: EDNS? = nil
         let ar = Int(header.additionalCount)
-        additional.reserveCapacity(min(ar, r.remaining / 11))
+        // A query's one additional record is usually its OPT: no array for it.
+        if ar > 1 { additional.reserveCapacity(min(ar, r.remaining / 11)) }
         for _ in 0..<ar {
             let name = try r.name()
             let type = RecordType(rawValue: try r.u16())
@@ -46,12 +45,18 @@ extension Message {
             r.offset += length
         }
         guard r.remaining == 0 else { throw .trailingBytes(count: r.remaining) }
+        self.header = header
+        self.questions = questions
+        self.answers = answers
+        self.authority = authority
+        self.additional = additional
+        self.edns = edns
     }
 
     /// Reads `count` records of the answer or authority section, where an OPT is misplaced.
     private static func readRecords(_ r: inout MessageReader, count: Int) throws(DNSError) -> [ResourceRecord] {
         var records: [ResourceRecord] = []
-        records.reserveCapacity(min(count, r.remaining / 11))
+        if count > 0 { records.reserveCapacity(min(count, r.remaining / 11)) }
         for _ in 0..<count {
             let name = try r.name()
             let type = RecordType(rawValue: try r.u16())

@@ -1,3 +1,5 @@
+import MirageDevices
+
 /// A cursor over a received message: every read checks its bounds against
 /// `end` and throws `.truncated` instead of trapping. The span is the whole
 /// message, so compressed names can follow pointers to earlier bytes.

@@ -1,3 +1,5 @@
+import MirageDevices
+
 /// Builds a message into a byte array with RFC 1035 §4.1.4 compression.
 ///
 /// Every name written (and each of its suffixes) that starts below offset

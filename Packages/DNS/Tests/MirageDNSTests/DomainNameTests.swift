@@ -88,6 +88,28 @@ import Testing
         #expect(name("a.b.") != name("ab."))
     }
 
+    @Test("every pair of bytes compares and hashes as RFC 4343 folding says, in short and long names")
+    func everyBytePair() throws {
+        func fold(_ b: UInt8) -> UInt8 { (0x41...0x5A).contains(b) ? b + 0x20 : b }
+        for position in [0, 4, 9] {
+            for b in 0...255 {
+                for c in 0...255 {
+                    var x: [UInt8] = [10] + Array(repeating: 0x61, count: 10) + [0]
+                    var y = x
+                    x[1 + position] = UInt8(b)
+                    y[1 + position] = UInt8(c)
+                    let p = try DomainName(wire: x), q = try DomainName(wire: y)
+                    let same = fold(UInt8(b)) == fold(UInt8(c))
+                    if (p == q) != same { Issue.record("bytes \(b), \(c) at \(position)") }
+                    if same && p.hashValue != q.hashValue { Issue.record("hash of \(b), \(c) at \(position)") }
+                }
+            }
+        }
+        // A short name takes the byte-by-byte path.
+        #expect(name("aB.") == name("Ab."))
+        #expect(name("a[.") != name("a{."))
+    }
+
     @Test("canonical order is RFC 4034 §6.1's example")
     func canonicalOrder() {
         let ordered = ["example.", "a.example.", "yljkjljk.a.example.", "Z.a.example.", "zABC.a.EXAMPLE.",
