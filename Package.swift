@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "MirageWWWSite", targets: ["MirageWWWSite"]),
         .library(name: "MirageWWW", targets: ["MirageWWW"]),
         .executable(name: "mirage-www", targets: ["mirage-www"]),
+        .executable(name: "mirage-dns", targets: ["mirage-dns"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -195,6 +196,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/www/Sources/mirage-www",
+            swiftSettings: strict
+        ),
+
+        // mirage-dns: an authoritative server for zone files (MirageDNS's DNSServer).
+        .executableTarget(
+            name: "mirage-dns",
+            dependencies: [
+                "MirageDNS", "MirageDevices", "MiragePlatform", "MirageCommandLine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/dns-server/Sources/mirage-dns",
             swiftSettings: strict
         ),
 

@@ -1,6 +1,6 @@
 // The check harness and fake stack of the MirageHTTP Embedded program, also
-// used by the MirageWWW program (programs/MirageWWW/Harness.swift is a link
-// to this file).
+// used by the MirageWWW and MirageDNS programs (their Harness.swift is a
+// link to this file).
 
 import MirageDevices
 
@@ -67,6 +67,9 @@ final class FakeStack: Stack {
     var closed: [ConnectionID] = []
     var aborted: [ConnectionID] = []
     var paused: Set<ConnectionID> = []
+    var sockets: [UDPSocketID: UInt16] = [:]
+    /// Datagrams sent, with their destinations.
+    var sent: [([UInt8], Endpoint)] = []
     var next: UInt32 = 1
 
     func listen(port: UInt16, address: IPAddress?, backlog: Int, handler: any TCPHandler) throws(DeviceError) -> ListenerID {
@@ -94,10 +97,19 @@ final class FakeStack: Stack {
     func setNoDelay(_ noDelay: Bool, for connection: ConnectionID) throws(DeviceError) {}
     func setKeepAlive(_ idle: Interval?, for connection: ConnectionID) throws(DeviceError) {}
     func statistics(of connection: ConnectionID) -> ConnectionStatistics? { nil }
-    func bindUDP(port: UInt16, address: IPAddress?, handler: any UDPHandler) throws(DeviceError) -> UDPSocketID { throw .unknownHandle }
-    func localEndpoint(of socket: UDPSocketID) -> Endpoint? { nil }
-    func send(_ payload: Span<UInt8>, to destination: Endpoint, from socket: UDPSocketID) throws(DeviceError) {}
-    func closeUDP(_ socket: UDPSocketID) {}
+    func bindUDP(port: UInt16, address: IPAddress?, handler: any UDPHandler) throws(DeviceError) -> UDPSocketID {
+        let id = UDPSocketID(rawValue: next)
+        next += 1
+        sockets[id] = port
+        return id
+    }
+    func localEndpoint(of socket: UDPSocketID) -> Endpoint? { sockets[socket].map { Endpoint(.v4(.loopback), $0) } }
+    func send(_ payload: Span<UInt8>, to destination: Endpoint, from socket: UDPSocketID) throws(DeviceError) {
+        var bytes: [UInt8] = []
+        bytes.append(span: payload)
+        sent.append((bytes, destination))
+    }
+    func closeUDP(_ socket: UDPSocketID) { sockets[socket] = nil }
 
     /// Takes what was written on `connection`.
     func take(_ connection: ConnectionID) -> [UInt8] {
