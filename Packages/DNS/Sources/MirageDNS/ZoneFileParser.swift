@@ -135,16 +135,20 @@ public struct ZoneFileParser {
     /// `bytes` for an error message, in single quotes: printable ASCII as
     /// is, other bytes as `\DDD`, cut to `maximumQuotedLength` bytes.
     static func printable(_ bytes: [UInt8]) -> String {
-        var out = "'"
+        var out: [UInt8] = [0x27]
         for byte in bytes.prefix(maximumQuotedLength) {
             if byte >= 0x20 && byte < 0x7F && byte != 0x27 {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
+                out.append(byte)
             } else {
-                out += "\\" + (byte < 100 ? "0" : "") + (byte < 10 ? "0" : "") + String(byte)
+                out.append(0x5C)
+                out.append(0x30 + byte / 100)
+                out.append(0x30 + byte / 10 % 10)
+                out.append(0x30 + byte % 10)
             }
         }
-        if bytes.count > maximumQuotedLength { out += "..." }
-        return out + "'"
+        if bytes.count > maximumQuotedLength { out += [0x2E, 0x2E, 0x2E] }
+        out.append(0x27)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The reason an error from a field parser gives, without repeating a

@@ -31,6 +31,26 @@ struct CorpusReplayTests {
             "bad-two-opt": (0, .duplicateOPT),
             "bad-rdlength": (0, .badRecordData(type: 1, reason: "1 bytes after the fields")),
         ],
+        "dns-zone": [
+            "realistic": (29, nil),
+            "every-type": (21, nil),
+            "directives-includes": (11, nil),
+            "escapes-quotes": (5, nil),
+            "soa-minimum-no-ttl": (4, nil),
+            "crlf": (3, nil),
+            "include-self": (0, .zone(file: "inc", line: 2, reason: "$INCLUDE nested deeper than 10 files (does a file include itself?)")),
+            "bad-unclosed-paren": (0, .zone(file: "zone", line: 2, reason: "'(' not closed before the end of the file")),
+            "bad-nested-paren": (0, .zone(file: "zone", line: 2, reason: "nested '(' (the '(' on line 2 is still open)")),
+            "bad-ttl-units": (0, .zone(file: "zone", line: 1, reason: "bad TTL '1h30': a number without a unit after one with a unit")),
+            "bad-class": (0, .zone(file: "zone", line: 1, reason: "class CH: only class IN is supported")),
+            "bad-no-ttl": (0, .zone(file: "zone", line: 1,
+                                    reason: "no TTL: none on this record, no $TTL before it and no earlier record with one (RFC 2308 §4)")),
+            "bad-include-missing": (0, .zone(file: "zone", line: 1, reason: "cannot read $INCLUDE file 'nothere': no such key in the store")),
+            "bad-generic-length": (0, .zone(file: "zone", line: 2, reason: "bad TYPE65280 data: \\# length 3 but 2 bytes of data")),
+            "bad-unterminated-quote": (0, .zone(file: "zone", line: 2, reason: "quoted string not closed before the end of the file")),
+            "bad-meta-type": (0, .zone(file: "zone", line: 2,
+                                       reason: "type ANY is a meta type, which cannot be stored in a zone (RFC 6895 §3.1)")),
+        ],
     ]
 
     static func run(_ target: String) -> (Span<UInt8>) -> FuzzReport {

@@ -16,6 +16,7 @@ import MirageDNS
 /// here and one in Scripts/fuzzing/targets.txt.
 let fuzzTargets: [(name: String, run: @Sendable (Span<UInt8>) -> FuzzReport)] = [
     ("dns-message", fuzzMessage),
+    ("dns-zone", fuzzZoneFile),
 ]
 
 /// What a run saw; folded so the optimiser keeps every read.
