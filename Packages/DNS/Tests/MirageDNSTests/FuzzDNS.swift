@@ -17,6 +17,7 @@ import MirageDNS
 let fuzzTargets: [(name: String, run: @Sendable (Span<UInt8>) -> FuzzReport)] = [
     ("dns-message", fuzzMessage),
     ("dns-zone", fuzzZoneFile),
+    ("dns-server", fuzzServer),
 ]
 
 /// What a run saw; folded so the optimiser keeps every read.
