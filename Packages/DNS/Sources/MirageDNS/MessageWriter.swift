@@ -16,9 +16,10 @@ public struct MessageWriter {
     /// Pointers hold 14-bit offsets (RFC 1035 §4.1.4).
     static let maximumPointerTarget = 0x3FFF
 
-    /// The message is the first `count` bytes; the rest is room already
-    /// allocated. Writes go through one `MutableSpan` per call rather than
-    /// an `Array.append` (and its uniqueness check) per byte.
+    /// The message is the first `count` bytes; the rest is zeroed room in
+    /// the same allocation. Writes go through one `MutableSpan` per call
+    /// rather than an `Array.append` (and its uniqueness check) per byte;
+    /// reading `bytes` trims the room off (keeping the capacity).
     private var storage: [UInt8]
     /// Bytes written so far.
     public private(set) var count: Int
@@ -62,8 +63,14 @@ public struct MessageWriter {
         recentOffsets = [UInt16](repeating: 0, count: Self.recentSlots)
     }
 
-    /// Written so far (a copy; `withBytes` lends them without one).
-    public var bytes: [UInt8] { Array(storage[0..<count]) }
+    /// Written so far. The array shares the writer's storage (no copy);
+    /// drop it before writing on, or the next write copies the storage.
+    public var bytes: [UInt8] {
+        mutating get {
+            if storage.count > count { storage.removeLast(storage.count - count) }
+            return storage
+        }
+    }
 
     /// Calls `body` with the bytes written so far.
     public func withBytes<R, E: Error>(_ body: (Span<UInt8>) throws(E) -> R) throws(E) -> R {
@@ -75,7 +82,6 @@ public struct MessageWriter {
         var out: [UInt8] = []
         swap(&out, &storage)
         out.removeLast(out.count - count)
-        count = 0
         reset()
         return out
     }
@@ -98,10 +104,11 @@ public struct MessageWriter {
         return start
     }
 
-    /// Enlarges the storage to at least `size` bytes, doubling.
+    /// Makes the storage at least `size` bytes: up to its capacity (after
+    /// `bytes` trimmed it, no allocation), else doubling.
     @inline(never)
     private mutating func grow(to size: Int) {
-        let target = max(size, min(max(limit, size), storage.count * 2))
+        let target = max(size, min(max(limit, size), max(storage.capacity, storage.count * 2)))
         storage.append(contentsOf: repeatElement(0, count: target - storage.count))
     }
 
