@@ -16,13 +16,10 @@ public struct MessageWriter {
     /// Pointers hold 14-bit offsets (RFC 1035 §4.1.4).
     static let maximumPointerTarget = 0x3FFF
 
-    /// The message is the first `count` bytes; the rest is zeroed room in
-    /// the same allocation. Writes go through one `MutableSpan` per call
-    /// rather than an `Array.append` (and its uniqueness check) per byte;
-    /// reading `bytes` trims the room off (keeping the capacity).
+    /// The message, appended to (within its capacity: no allocation).
     private var storage: [UInt8]
     /// Bytes written so far.
-    public private(set) var count: Int
+    public var count: Int { storage.count }
     /// The size the message may not exceed; writes past it throw `.messageTooLarge`.
     public var limit: Int
     /// Whether `write(_:compress:)` may compress at all; off, names are
@@ -51,8 +48,8 @@ public struct MessageWriter {
     /// A writer for messages of at most `limit` bytes, with room for `capacity` reserved.
     public init(limit: Int = 65535, capacity: Int = 512) {
         self.limit = limit
-        storage = [UInt8](repeating: 0, count: max(capacity, Header.size))
-        count = 0
+        storage = []
+        storage.reserveCapacity(capacity)
         slotOffsets = [UInt16](repeating: 0, count: Self.tableSlots)
         slotHashes = [UInt32](repeating: 0, count: Self.tableSlots)
         slotParents = [UInt16](repeating: 0, count: Self.tableSlots)
@@ -65,83 +62,65 @@ public struct MessageWriter {
 
     /// Written so far. The array shares the writer's storage (no copy);
     /// drop it before writing on, or the next write copies the storage.
-    public var bytes: [UInt8] {
-        mutating get {
-            if storage.count > count { storage.removeLast(storage.count - count) }
-            return storage
-        }
-    }
+    public var bytes: [UInt8] { storage }
 
     /// Calls `body` with the bytes written so far.
     public func withBytes<R, E: Error>(_ body: (Span<UInt8>) throws(E) -> R) throws(E) -> R {
-        try body(storage.span.extracting(0..<count))
+        try body(storage.span)
     }
 
     /// The bytes written, handing over the storage (the writer is left empty).
     mutating func takeBytes() -> [UInt8] {
         var out: [UInt8] = []
         swap(&out, &storage)
-        out.removeLast(out.count - count)
         reset()
         return out
     }
 
     /// Empties the writer, keeping its storage (no allocation on reuse).
     public mutating func reset() {
-        count = 0
+        storage.removeAll(keepingCapacity: true)
         for slot in usedSlots { slotOffsets[Int(slot)] = 0 }
         usedSlots.removeAll(keepingCapacity: true)
         for i in 0..<Self.recentSlots { recentOffsets[i] = 0 }
     }
 
-    /// Claims `n` more bytes under the limit; returns where they start.
+    /// Throws unless `n` more bytes fit under the limit.
     @inline(__always)
-    private mutating func claim(_ n: Int) throws(DNSError) -> Int {
-        guard n <= limit - count else { throw .messageTooLarge(size: count + n, limit: limit) }
-        let start = count
-        if start + n > storage.count { grow(to: start + n) }
-        count = start + n
-        return start
+    private func room(_ n: Int) throws(DNSError) {
+        guard n <= limit - storage.count else { throw .messageTooLarge(size: storage.count + n, limit: limit) }
     }
 
-    /// Makes the storage at least `size` bytes: up to its capacity (after
-    /// `bytes` trimmed it, no allocation), else doubling.
-    @inline(never)
-    private mutating func grow(to size: Int) {
-        let target = max(size, min(max(limit, size), max(storage.capacity, storage.count * 2)))
-        storage.append(contentsOf: repeatElement(0, count: target - storage.count))
+    /// Appends a 16-bit value, big-endian (room already checked).
+    @inline(__always)
+    private mutating func append(_ value: UInt16) {
+        storage.append(UInt8(truncatingIfNeeded: value >> 8))
+        storage.append(UInt8(truncatingIfNeeded: value))
     }
 
     /// Appends one byte.
     public mutating func write(_ value: UInt8) throws(DNSError) {
-        let at = try claim(1)
-        var out = storage.mutableSpan
-        out[at] = value
+        try room(1)
+        storage.append(value)
     }
 
     /// Appends a big-endian 16-bit value.
     public mutating func write(_ value: UInt16) throws(DNSError) {
-        let at = try claim(2)
-        var out = storage.mutableSpan
-        out[at] = UInt8(truncatingIfNeeded: value >> 8)
-        out[at + 1] = UInt8(truncatingIfNeeded: value)
+        try room(2)
+        append(value)
     }
 
     /// Appends a big-endian 32-bit value.
     public mutating func write(_ value: UInt32) throws(DNSError) {
-        let at = try claim(4)
-        var out = storage.mutableSpan
-        out[at] = UInt8(truncatingIfNeeded: value >> 24)
-        out[at + 1] = UInt8(truncatingIfNeeded: value >> 16)
-        out[at + 2] = UInt8(truncatingIfNeeded: value >> 8)
-        out[at + 3] = UInt8(truncatingIfNeeded: value)
+        try room(4)
+        append(UInt16(truncatingIfNeeded: value >> 16))
+        append(UInt16(truncatingIfNeeded: value))
     }
 
     /// Appends raw bytes.
     public mutating func write(_ source: Span<UInt8>) throws(DNSError) {
-        let at = try claim(source.count)
-        var out = storage.mutableSpan
-        out.copy(source, to: at)
+        try room(source.count)
+        storage.append(span: source)
     }
 
     /// Appends raw bytes from an array.
@@ -152,10 +131,9 @@ public struct MessageWriter {
     /// Appends a <character-string> (RFC 1035 §3.3): length byte and bytes, at most 255.
     public mutating func write(characterString source: [UInt8]) throws(DNSError) {
         guard source.count <= 255 else { throw .badRecordData(type: 0, reason: "character-string over 255 bytes") }
-        let at = try claim(1 + source.count)
-        var out = storage.mutableSpan
-        out[at] = UInt8(truncatingIfNeeded: source.count)
-        out.copy(source.span, to: at + 1)
+        try room(1 + source.count)
+        storage.append(UInt8(truncatingIfNeeded: source.count))
+        storage.append(span: source.span)
     }
 
     /// Overwrites the 16-bit value at `offset` (already written).
@@ -175,7 +153,7 @@ public struct MessageWriter {
     /// Rolls back to `count` bytes, forgetting the names written past it.
     public mutating func truncate(to count: Int) {
         precondition(count >= 0 && count <= self.count, "truncate beyond the message")
-        self.count = count
+        storage.removeLast(self.count - count)
         // Entries were added by increasing offset, so the ones to forget
         // are the last ones; removing linear-probing entries newest first
         // never breaks the probe chain of an older one. A label whose
@@ -211,11 +189,8 @@ public struct MessageWriter {
         let recent = Int(truncatingIfNeeded: whole) & (Self.recentSlots - 1)
         if compress && compressionEnabled, recentOffsets[recent] != 0, recentHashes[recent] == whole,
            DomainName(unchecked: recentNames[recent]) == name {
-            let target = Int(recentOffsets[recent]) - 1
-            let at = try claim(2)
-            var out = storage.mutableSpan
-            out[at] = 0xC0 | UInt8(truncatingIfNeeded: target >> 8)
-            out[at + 1] = UInt8(truncatingIfNeeded: target)
+            try room(2)
+            append(UInt16(truncatingIfNeeded: 0xC000 | (Int(recentOffsets[recent]) - 1)))
             return
         }
         var starts = InlineArray<128, UInt8>(repeating: 0)
@@ -235,14 +210,13 @@ public struct MessageWriter {
         }
         let pointer = compress && compressionEnabled && known < labels
         let inPlace = pointer ? Int(starts[known]) : wire.count - 1
-        let base = try claim(inPlace + (pointer ? 2 : 1))
-        var out = storage.mutableSpan
-        out.copy(wire.extracting(0..<inPlace), to: base)
+        try room(inPlace + (pointer ? 2 : 1))
+        let base = storage.count
         if pointer {
-            out[base + inPlace] = 0xC0 | UInt8(truncatingIfNeeded: knownOffset >> 8)
-            out[base + inPlace + 1] = UInt8(truncatingIfNeeded: knownOffset)
+            if inPlace > 0 { storage.append(span: wire.extracting(0..<inPlace)) }
+            append(UInt16(truncatingIfNeeded: 0xC000 | knownOffset))
         } else {
-            out[base + inPlace] = 0
+            storage.append(span: wire)
         }
         guard compressionEnabled else { return }
         let start = known == 0 ? knownOffset : base
@@ -368,22 +342,20 @@ public struct MessageWriter {
     /// On a throw, part of the record may be written: `truncate(to:)` rolls it back.
     public mutating func write(_ record: ResourceRecord) throws(DNSError) {
         try write(record.name, compress: true)
-        // TYPE, CLASS, TTL and a zero RDLENGTH, patched below, in one claim.
-        let at = try claim(10)
-        do {
-            var out = storage.mutableSpan
-            let type = record.type.rawValue, rclass = record.class.rawValue, ttl = record.ttl
-            out[at] = UInt8(truncatingIfNeeded: type >> 8)
-            out[at + 1] = UInt8(truncatingIfNeeded: type)
-            out[at + 2] = UInt8(truncatingIfNeeded: rclass >> 8)
-            out[at + 3] = UInt8(truncatingIfNeeded: rclass)
-            out[at + 4] = UInt8(truncatingIfNeeded: ttl >> 24)
-            out[at + 5] = UInt8(truncatingIfNeeded: ttl >> 16)
-            out[at + 6] = UInt8(truncatingIfNeeded: ttl >> 8)
-            out[at + 7] = UInt8(truncatingIfNeeded: ttl)
-            out[at + 8] = 0
-            out[at + 9] = 0
-        }
+        // TYPE, CLASS, TTL and a zero RDLENGTH (patched below) in one append.
+        try room(10)
+        let at = storage.count
+        var fixed = InlineArray<10, UInt8>(repeating: 0)
+        let type = record.type.rawValue, rclass = record.class.rawValue, ttl = record.ttl
+        fixed[0] = UInt8(truncatingIfNeeded: type >> 8)
+        fixed[1] = UInt8(truncatingIfNeeded: type)
+        fixed[2] = UInt8(truncatingIfNeeded: rclass >> 8)
+        fixed[3] = UInt8(truncatingIfNeeded: rclass)
+        fixed[4] = UInt8(truncatingIfNeeded: ttl >> 24)
+        fixed[5] = UInt8(truncatingIfNeeded: ttl >> 16)
+        fixed[6] = UInt8(truncatingIfNeeded: ttl >> 8)
+        fixed[7] = UInt8(truncatingIfNeeded: ttl)
+        storage.append(span: fixed.span)
         try record.data.emit(into: &self)
         let length = count - at - 10
         guard length <= Int(UInt16.max) else { throw .badRecordData(type: record.type.rawValue, reason: "RDATA over 65535 bytes") }
