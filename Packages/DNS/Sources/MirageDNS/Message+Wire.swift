@@ -79,7 +79,7 @@ extension Message {
     public func encode(limit: Int = 65535) throws(DNSError) -> [UInt8] {
         var writer = MessageWriter(limit: limit, capacity: min(limit, 512))
         try encode(into: &writer)
-        return writer.bytes
+        return writer.takeBytes()
     }
 
     /// Encodes into `writer` (reset first, so the message starts at offset

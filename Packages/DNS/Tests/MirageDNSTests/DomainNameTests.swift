@@ -137,6 +137,7 @@ import Testing
         #expect(n.isSubdomain(of: .root))
         #expect(!n.isSubdomain(of: name("ample.com.")), "whole labels only")
         #expect(!name("example.com.").isSubdomain(of: n))
+        #expect(name("WWW.Example.com.").lowercased.wire == name("www.example.com.").wire)
         #expect(name("*.example.com.").isWildcard)
         #expect(!name("a*.example.com.").isWildcard)
         #expect(name("example.com.").wildcard() == name("*.example.com."))

@@ -77,6 +77,16 @@ enum Vectors {
         #expect(target == name("web.Example.com."))
     }
 
+    @Test("a reused writer encodes the same bytes as a fresh one, message after message")
+    func reusedWriter() throws {
+        var w = MessageWriter(limit: 65535, capacity: 64)
+        let messages = [Vectors.responseMessage(), try decode(hex(Vectors.nxdomain)), try decode(hex(Vectors.queryDO)), Vectors.responseMessage()]
+        for m in messages {
+            try m.encode(into: &w)
+            #expect(w.bytes == (try m.encode()))
+        }
+    }
+
     @Test("compression points at the earlier suffixes (RFC 1035 §4.1.4 offsets)")
     func compressionOffsets() throws {
         let bytes = try Vectors.responseMessage().encode()

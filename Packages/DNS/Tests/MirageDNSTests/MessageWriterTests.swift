@@ -35,13 +35,13 @@ import Testing
         var w = MessageWriter(capacity: 512)
         for _ in 0..<12 { try w.write(UInt8(0)) }
         try w.write(name("www.example.com."), compress: true)
-        let before = w.bytes.withUnsafeBufferPointer { $0.baseAddress }
+        let before = w.withBytes { $0.withUnsafeBufferPointer { $0.baseAddress } }
         w.reset()
         #expect(w.count == 0)
         for _ in 0..<12 { try w.write(UInt8(0)) }
         try w.write(name("www.example.com."), compress: true)
         #expect(Array(w.bytes[12...]) == hex("03777777 076578616D706C65 03636F6D 00"), "no pointer to the old message")
-        #expect(w.bytes.withUnsafeBufferPointer { $0.baseAddress } == before)
+        #expect(w.withBytes { $0.withUnsafeBufferPointer { $0.baseAddress } } == before)
     }
 
     @Test("names past offset 0x3FFF are not pointer targets (14-bit offsets)")
@@ -61,13 +61,30 @@ import Testing
         for i in 0..<200 {
             try w.write(try DomainName("n\(i).", origin: nil), compress: true)
         }
-        // n5 was remembered early; n199 came after the table was full.
+        // n5 was remembered early: a name under it points at it.
         let a = w.count
-        try w.write(name("n5."), compress: true)
-        #expect(w.bytes[a] & 0xC0 == 0xC0)
+        try w.write(name("a.n5."), compress: true)
+        #expect(Array(w.bytes[a..<(a + 2)]) == hex("0161"))
+        #expect(w.bytes[a + 2] & 0xC0 == 0xC0)
+        // n199 came after the table was full: a name under it is written whole.
         let b = w.count
-        try w.write(name("n199."), compress: true)
-        #expect(Array(w.bytes[b...]) == hex("046E313939 00"))
+        try w.write(name("a.n199."), compress: true)
+        #expect(Array(w.bytes[b...]) == hex("0161 046E313939 00"))
+    }
+
+    @Test("a whole name written again is one pointer to its first copy")
+    func recentNames() throws {
+        var w = MessageWriter()
+        for _ in 0..<12 { try w.write(UInt8(0)) }
+        try w.write(name("ns1.example.net."), compress: true)
+        try w.write(name("other.example."), compress: true)
+        let a = w.count
+        try w.write(name("NS1.Example.NET."), compress: true)
+        #expect(Array(w.bytes[a...]) == hex("C00C"))
+        // After a rollback past the first copy the name is written whole again.
+        w.truncate(to: 12)
+        try w.write(name("ns1.example.net."), compress: true)
+        #expect(w.count == 12 + 17)
     }
 
     @Test("writes past the limit throw and write nothing")
@@ -77,7 +94,7 @@ import Testing
         try w.write(UInt32(2))
         try w.write(UInt32(3))
         #expect(throws: DNSError.messageTooLarge(size: 16, limit: 14)) { try w.write(UInt32(4)) }
-        #expect(throws: DNSError.messageTooLarge(size: 16, limit: 14)) { try w.write(name("a."), compress: true) }
+        #expect(throws: DNSError.messageTooLarge(size: 15, limit: 14)) { try w.write(name("a."), compress: true) }
         #expect(w.count == 12)
         try w.write(UInt16(0xABCD))
         w.patch(0x0102, at: 0)
