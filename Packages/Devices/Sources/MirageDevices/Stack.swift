@@ -159,7 +159,11 @@ public protocol Stack: AnyObject {
     func localEndpoint(of socket: UDPSocketID) -> Endpoint?
     /// Sends one datagram; `wouldBlock` when the device or socket is full
     /// (UDP has no writable event: the datagram is the caller's to drop or
-    /// retry), `messageTooLarge` above the stack's limit.
+    /// retry), `messageTooLarge` above the stack's limit. A send from inside
+    /// `datagramReceived` may be queued and written after the event: its
+    /// handle, destination and size are still checked (and thrown) at once,
+    /// but a later refusal (a full socket or device) is not thrown; the
+    /// stack only counts the lost datagram.
     func send(_ payload: Span<UInt8>, to destination: Endpoint, from socket: UDPSocketID) throws(DeviceError)
     /// Closes a UDP socket.
     func closeUDP(_ socket: UDPSocketID)

@@ -232,3 +232,68 @@ int mirage_tcp_info_get(int fd, mirage_tcp_info *out) {
         out->snd_wnd = info.tcpi_snd_wnd;
     return 0;
 }
+
+// Bounded like FileDescriptor.maximumInterruptedRetries on the Swift side.
+enum { mirage_interrupted_retries = 64 };
+
+static unsigned batch_count(unsigned count) {
+    return count > MIRAGE_DATAGRAM_BATCH_MAX ? MIRAGE_DATAGRAM_BATCH_MAX : count;
+}
+
+int mirage_receive_datagrams(int fd, mirage_datagram *datagrams, unsigned count) {
+    count = batch_count(count);
+    if (count == 0) return -EINVAL;
+    struct mmsghdr messages[MIRAGE_DATAGRAM_BATCH_MAX];
+    struct iovec vectors[MIRAGE_DATAGRAM_BATCH_MAX];
+    for (unsigned i = 0; i < count; i++) {
+        vectors[i].iov_base = datagrams[i].data;
+        vectors[i].iov_len = datagrams[i].data_length;
+        memset(&messages[i], 0, sizeof messages[i]);
+        messages[i].msg_hdr.msg_name = datagrams[i].name;
+        messages[i].msg_hdr.msg_namelen = datagrams[i].name_length;
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_control = datagrams[i].control;
+        messages[i].msg_hdr.msg_controllen = datagrams[i].control_length;
+    }
+    int n = -1;
+    for (int attempt = 0; attempt < mirage_interrupted_retries; attempt++) {
+        n = recvmmsg(fd, messages, count, MSG_DONTWAIT, NULL);
+        if (n >= 0 || errno != EINTR) break;
+    }
+    if (n < 0) return -errno;
+    if (n == 0) return -EAGAIN;
+    for (int i = 0; i < n; i++) {
+        // The kernel never reports more than the room it was given.
+        datagrams[i].length = messages[i].msg_len;
+        datagrams[i].name_length = messages[i].msg_hdr.msg_namelen;
+        datagrams[i].control_length = messages[i].msg_hdr.msg_controllen;
+        datagrams[i].flags = messages[i].msg_hdr.msg_flags;
+    }
+    return n;
+}
+
+int mirage_send_datagrams(int fd, mirage_datagram *datagrams, unsigned count) {
+    count = batch_count(count);
+    if (count == 0) return -EINVAL;
+    struct mmsghdr messages[MIRAGE_DATAGRAM_BATCH_MAX];
+    struct iovec vectors[MIRAGE_DATAGRAM_BATCH_MAX];
+    for (unsigned i = 0; i < count; i++) {
+        vectors[i].iov_base = datagrams[i].data;
+        vectors[i].iov_len = datagrams[i].data_length;
+        memset(&messages[i], 0, sizeof messages[i]);
+        messages[i].msg_hdr.msg_name = datagrams[i].name;
+        messages[i].msg_hdr.msg_namelen = datagrams[i].name_length;
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = -1;
+    for (int attempt = 0; attempt < mirage_interrupted_retries; attempt++) {
+        n = sendmmsg(fd, messages, count, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0 || errno != EINTR) break;
+    }
+    if (n < 0) return -errno;
+    if (n == 0) return -EAGAIN;
+    for (int i = 0; i < n; i++) datagrams[i].length = messages[i].msg_len;
+    return n;
+}

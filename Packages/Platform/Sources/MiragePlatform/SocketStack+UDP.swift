@@ -33,6 +33,13 @@ extension SocketStack {
             FileDescriptor.close(fd)
             throw .system(call: "getsockname", errno: code)
         }
+        if datagramReceiveBatch == nil {
+            datagramReceiveBatch = DatagramReceiveBatch(
+                slotCount: min(max(configuration.datagramsPerWakeup, 1), Self.maximumDatagramsPerBatch),
+                slotSize: min(max(configuration.datagramBufferSize, 1), Self.defaultDatagramBufferSize))
+            datagramSendBatch = DatagramSendBatch(
+                datagramLimit: Self.sendBatchDatagramLimit, byteCapacity: Self.sendBatchByteCapacity)
+        }
         let id = nextID()
         try register(fd, interest: .read, as: .udp(id))
         udpSockets[id] = UDPSocket(
@@ -62,7 +69,14 @@ extension SocketStack {
             limit = Self.maximumIPv6DatagramSize
         }
         guard payload.count <= limit else { throw .messageTooLarge(size: payload.count, limit: limit) }
-        let sent = SocketCalls.sendTo(entry.fd, payload, SocketAddress(destination, family: entry.family))
+        let address = SocketAddress(destination, family: entry.family)
+        if deliveringDatagrams, let batch = datagramSendBatch {
+            // Written with the rest after the receive batch; a full batch
+            // is written first. An empty batch holds any datagram.
+            if !batch.fits(payload.count) { flushDatagrams() }
+            if batch.append(payload, to: address, on: entry.fd) { return }
+        }
+        let sent = SocketCalls.sendTo(entry.fd, payload, address)
         guard sent < 0 else { return }
         let code = Int32(truncatingIfNeeded: -sent)
         switch code {
@@ -84,34 +98,72 @@ extension SocketStack {
 
     public func closeUDP(_ socket: UDPSocketID) {
         guard let entry = udpSockets.removeValue(forKey: socket.rawValue) else { return }
+        // Datagrams already sent on it go out before its descriptor closes
+        // (and before its number can be reused).
+        flushDatagrams()
         release(entry.fd)
     }
 
-    /// Receives up to `datagramsPerWakeup` datagrams.
+    /// Writes the send batch (see `DatagramSendBatch.flush`) and counts.
+    func flushDatagrams() {
+        guard let batch = datagramSendBatch, batch.count > 0 else { return }
+        let outcome = batch.flush()
+        counters.datagramSendCalls += outcome.calls
+        counters.datagramsSentInBatches += outcome.sent
+        counters.datagramsSendFailedAfterBatch += outcome.failed
+    }
+
+    /// Receives up to `datagramsPerWakeup` datagrams, a `recvmmsg` batch
+    /// at a time; each batch is delivered in order, then the sends its
+    /// handlers made are written together.
     func receiveDatagrams(_ socket: UDPSocket) {
-        for _ in 0..<max(configuration.datagramsPerWakeup, 1) {
+        guard let arena = datagramReceiveBatch else { return }
+        var budget = max(configuration.datagramsPerWakeup, 1)
+        // Each pass uses up at least one datagram of the budget.
+        while budget > 0 {
             // A handler may have closed the socket.
             guard udpSockets[socket.id.rawValue] === socket else { return }
-            switch receiveBuffer.receiveDatagram(from: socket.fd) {
-            case .failure(let failure):
-                if failure.code == EAGAIN || failure.code == EWOULDBLOCK { return }
+            let wanted = min(budget, arena.slotCount)
+            let received = arena.receive(from: socket.fd, limit: wanted)
+            counters.datagramReceiveCalls += 1
+            guard received > 0 else {
+                let code = Int32(truncatingIfNeeded: -received)
+                if code == EAGAIN || code == EWOULDBLOCK { return }
                 // ECONNREFUSED and friends: an ICMP error for an earlier
                 // datagram; the next datagram may be fine.
                 counters.datagramReceiveErrors += 1
+                budget -= 1
                 continue
-            case .success(let datagram):
-                guard !datagram.truncated else {
-                    counters.datagramsTruncated += 1
-                    continue
-                }
-                guard let source = datagram.source.endpoint else {
-                    counters.datagramReceiveErrors += 1
-                    continue
-                }
-                let destination = Endpoint(datagram.destination ?? socket.local.address, socket.local.port)
-                receiveBuffer.withSpan(count: datagram.count) {
-                    socket.handler.datagramReceived($0, from: source, to: destination, on: socket.id)
-                }
+            }
+            counters.datagramsReceived += arena.count
+            budget -= arena.count
+            deliver(arena, to: socket)
+            flushDatagrams()
+            // Fewer than asked for: the socket is drained (or an error is
+            // pending, which comes as an error event).
+            if arena.count < wanted { return }
+        }
+    }
+
+    /// Hands each datagram of the last receive to the socket's handler, in
+    /// order, with `send` queueing meanwhile.
+    private func deliver(_ arena: DatagramReceiveBatch, to socket: UDPSocket) {
+        deliveringDatagrams = true
+        defer { deliveringDatagrams = false }
+        for index in 0..<arena.count {
+            guard udpSockets[socket.id.rawValue] === socket else { return }
+            let datagram = arena.datagram(at: index)
+            guard !datagram.truncated else {
+                counters.datagramsTruncated += 1
+                continue
+            }
+            guard let source = datagram.source.endpoint else {
+                counters.datagramReceiveErrors += 1
+                continue
+            }
+            let destination = Endpoint(datagram.destination ?? socket.local.address, socket.local.port)
+            arena.withSpan(at: index, count: datagram.count) {
+                socket.handler.datagramReceived($0, from: source, to: destination, on: socket.id)
             }
         }
     }

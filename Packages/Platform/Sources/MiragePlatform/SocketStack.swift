@@ -1,3 +1,4 @@
+import CMiragePlatform
 import Glibc
 import MirageDevices
 
@@ -32,8 +33,22 @@ import MirageDevices
 ///   ETIMEDOUT and the connect timer → `timeout`, EHOSTUNREACH,
 ///   ENETUNREACH, EHOSTDOWN, ENETDOWN → `unreachable`. A `connect` with no
 ///   route at all throws `networkUnreachable` at once.
-/// - **Flush point.** Nothing to do: every write is already the kernel's.
-///   The kernel batches ACKs itself, so the stack registers no flush handler.
+/// - **UDP.** A readable socket is read with `recvmmsg`, up to
+///   `datagramsPerWakeup` datagrams per call into a receive arena allocated
+///   at the first `bindUDP`, and each is delivered in order (borrowed, as
+///   above). A `send` made while such a batch is being delivered is checked
+///   at once (handle, port, family, size), then copied into a bounded send
+///   batch (`sendBatchDatagramLimit` datagrams, `sendBatchByteCapacity`
+///   bytes; a full batch is written first) and written with `sendmmsg` once
+///   the receive batch has been delivered, as NSD does. What the kernel
+///   refuses then is dropped and counted in
+///   `Counters.datagramsSendFailedAfterBatch`, never retried. Any other
+///   `send` (from a timer, a TCP event, async code) goes out at once and
+///   throws the kernel's refusal, as before.
+/// - **Flush point.** Nothing to do for TCP: every write is already the
+///   kernel's, and the kernel batches ACKs itself. UDP sends queued by a
+///   receive batch are written when that batch ends, so the stack registers
+///   no flush handler.
 public final class SocketStack: Stack {
     /// The stack's settings; every bound has a named default.
     public struct Configuration: Sendable {
@@ -45,7 +60,7 @@ public final class SocketStack: Stack {
         public var connectTimeout: Interval = SocketStack.defaultConnectTimeout
         /// How long `close` waits for the peer's FIN.
         public var closeTimeout: Interval = SocketStack.defaultCloseTimeout
-        /// Size of the shared receive buffer; at least one UDP datagram.
+        /// Size of the shared TCP receive buffer (at least the default).
         public var receiveBufferSize: Int = SocketStack.defaultReceiveBufferSize
         /// Bytes one connection may write per readiness event (fairness bound).
         public var writeBudget: Int = SocketStack.defaultWriteBudget
@@ -53,8 +68,14 @@ public final class SocketStack: Stack {
         public var readsPerWakeup: Int = SocketStack.defaultReadsPerWakeup
         /// `accept` calls per readable listener per wakeup.
         public var acceptsPerWakeup: Int = SocketStack.defaultAcceptsPerWakeup
-        /// Datagrams received per readable UDP socket per wakeup.
+        /// Datagrams received per readable UDP socket per wakeup, read with
+        /// one `recvmmsg` each batch of up to `maximumDatagramsPerBatch`.
         public var datagramsPerWakeup: Int = SocketStack.defaultDatagramsPerWakeup
+        /// Room for one received UDP payload (1 to
+        /// `defaultDatagramBufferSize`); a longer datagram is dropped and
+        /// counted in `datagramsTruncated`. The receive arena holds one per
+        /// datagram of a batch.
+        public var datagramBufferSize: Int = SocketStack.defaultDatagramBufferSize
         /// Open TCP connections at most; accepted ones beyond are reset and counted.
         public var maximumConnections: Int = SocketStack.defaultMaximumConnections
         /// Largest backlog passed to `listen(2)`.
@@ -69,8 +90,7 @@ public final class SocketStack: Stack {
     public static let defaultConnectTimeout = Interval.seconds(30)
     /// Default wait for the peer's FIN after `close`.
     public static let defaultCloseTimeout = Interval.seconds(10)
-    /// Default receive buffer: 64 KiB, one full UDP datagram (RFC 768
-    /// length field) and a large TCP read.
+    /// Default TCP receive buffer: 64 KiB, a large TCP read.
     public static let defaultReceiveBufferSize = 65_536
     /// Default write budget per connection and readiness event (1 MiB).
     public static let defaultWriteBudget = 1 << 20
@@ -80,6 +100,16 @@ public final class SocketStack: Stack {
     public static let defaultAcceptsPerWakeup = 64
     /// Default datagrams per readable UDP socket per wakeup.
     public static let defaultDatagramsPerWakeup = 64
+    /// Most datagrams one `recvmmsg` or `sendmmsg` takes (the C shim's bound).
+    public static let maximumDatagramsPerBatch = Int(MIRAGE_DATAGRAM_BATCH_MAX)
+    /// Default (and largest) room per received datagram: 64 KiB, above the
+    /// largest UDP payload (RFC 768's 16-bit length field).
+    public static let defaultDatagramBufferSize = 65_536
+    /// Datagrams a receive batch's sends may queue before they are written early.
+    public static let sendBatchDatagramLimit = 64
+    /// Payload bytes a receive batch's sends may queue before they are
+    /// written early: 64 KiB, so the largest datagram fits an empty batch.
+    public static let sendBatchByteCapacity = 65_536
     /// Default connection table size.
     public static let defaultMaximumConnections = 16_384
     /// Default largest listen backlog (Linux's default somaxconn).
@@ -91,7 +121,8 @@ public final class SocketStack: Stack {
     /// How long a listener rests after `accept` ran out of descriptors.
     static let acceptRetryDelay = Interval.milliseconds(100)
 
-    /// Counts of what the stack dropped or failed, for diagnostics.
+    /// Counts of what the stack dropped or failed, and of its UDP batches,
+    /// for diagnostics.
     public struct Counters: Hashable, Sendable {
         /// Accepted connections reset at once because the table was full.
         public var connectionsRejected = 0
@@ -99,8 +130,21 @@ public final class SocketStack: Stack {
         public var acceptFailures = 0
         /// Datagrams dropped because they did not fit the receive buffer.
         public var datagramsTruncated = 0
-        /// `recvmsg` failures on UDP sockets (ICMP errors included).
+        /// `recvmmsg` failures on UDP sockets (ICMP errors included).
         public var datagramReceiveErrors = 0
+        /// `recvmmsg` calls on UDP sockets (those finding nothing included).
+        public var datagramReceiveCalls = 0
+        /// Datagrams `recvmmsg` returned (truncated ones included).
+        public var datagramsReceived = 0
+        /// `sendmmsg` calls writing the sends queued by receive batches.
+        public var datagramSendCalls = 0
+        /// Datagrams those `sendmmsg` calls sent.
+        public var datagramsSentInBatches = 0
+        /// Datagrams queued by a receive batch that the kernel refused when
+        /// the batch was written (EAGAIN, ENOBUFS, ECONNREFUSED, …): dropped,
+        /// as UDP may drop, and reported nowhere else (their `send` had
+        /// already returned).
+        public var datagramsSendFailedAfterBatch = 0
         /// An empty set.
         public init() {}
     }
@@ -120,6 +164,12 @@ public final class SocketStack: Stack {
     /// What each pending timer is for.
     var timers: [TimerID: TimerPurpose] = [:]
     let receiveBuffer: SocketReceiveBuffer
+    /// UDP's receive arena and send batch, allocated at the first `bindUDP`
+    /// (a TCP-only stack never pays for them).
+    var datagramReceiveBatch: DatagramReceiveBatch?
+    var datagramSendBatch: DatagramSendBatch?
+    /// A receive batch is being delivered: `send` queues in the send batch.
+    var deliveringDatagrams = false
     private var lastID: UInt32 = 0
 
     /// A stack on `loop`. Touches no socket until it is used.

@@ -103,4 +103,45 @@ typedef struct {
 /// getsockopt(TCP_INFO) into `out`; fields the kernel did not fill are 0.
 int mirage_tcp_info_get(int fd, mirage_tcp_info *out);
 
+/// One datagram of a batched receive or send. recvmmsg and sendmmsg are
+/// not imported by Swift (struct mmsghdr needs _GNU_SOURCE), so the caller
+/// describes each datagram with its own buffers here and the shim builds
+/// the kernel's array.
+typedef struct {
+    /// The payload: room for it (receive) or its bytes (send).
+    void *data;
+    /// Size of `data` (receive) or the payload's length (send).
+    size_t data_length;
+    /// A struct sockaddr_storage: the source (receive) or destination (send).
+    void *name;
+    /// Room at `name` in, the address's length out (receive); the
+    /// address's length (send).
+    uint32_t name_length;
+    /// Room for ancillary data (receive; NULL and 0 for none, and for send).
+    void *control;
+    /// Room at `control` in, the length used out (receive).
+    size_t control_length;
+    /// Out: payload bytes received or sent.
+    size_t length;
+    /// Out (receive): msg_flags, e.g. MSG_TRUNC when the payload was cut.
+    int flags;
+} mirage_datagram;
+
+/// Most datagrams one batched call takes (the shim's array is on its stack).
+#define MIRAGE_DATAGRAM_BATCH_MAX 256
+
+/// recvmmsg(fd, count datagrams, MSG_DONTWAIT): fills the out fields of the
+/// first n datagrams and returns n (at least 1), or -errno (-EAGAIN: none
+/// waiting). `count` above MIRAGE_DATAGRAM_BATCH_MAX is capped. EINTR
+/// before the first datagram is retried a bounded number of times.
+int mirage_receive_datagrams(int fd, mirage_datagram *datagrams, unsigned count);
+
+/// sendmmsg(fd, count datagrams, MSG_DONTWAIT | MSG_NOSIGNAL): the number
+/// sent from the start (at least 1; fewer than `count` when the next one
+/// failed, whose error the kernel does not report: sending from there again
+/// reports it), or -errno when the first one failed. `count` above
+/// MIRAGE_DATAGRAM_BATCH_MAX is capped. EINTR is retried a bounded number
+/// of times.
+int mirage_send_datagrams(int fd, mirage_datagram *datagrams, unsigned count);
+
 #endif
