@@ -132,6 +132,7 @@ public struct DomainName: Hashable, Comparable, Sendable, CustomStringConvertibl
 
     // MARK: Case-insensitive equality and hashing (RFC 4343)
 
+    /// Equal wire forms once A-Z are folded to a-z (RFC 4343 §3).
     public static func == (a: DomainName, b: DomainName) -> Bool {
         let x = a.wire.span, y = b.wire.span
         let n = x.count
@@ -151,6 +152,7 @@ public struct DomainName: Hashable, Comparable, Sendable, CustomStringConvertibl
         }
     }
 
+    /// Hashes the case-folded wire form, consistent with `==`.
     public func hash(into hasher: inout Hasher) {
         // Folded 8-byte words; the length bytes make the wire form
         // prefix-free, so equal names and only they feed equal words.

@@ -11,7 +11,7 @@ import MirageDevices
 public struct MessageWriter {
     /// Slots in the compression hash table (a power of two).
     static let tableSlots = 256
-    /// Most suffixes remembered; half the slots, so probes stay short.
+    /// Most labels remembered; half the slots, so probes stay short.
     public static let maximumCompressionEntries = 128
     /// Pointers hold 14-bit offsets (RFC 1035 §4.1.4).
     static let maximumPointerTarget = 0x3FFF
@@ -26,7 +26,7 @@ public struct MessageWriter {
     /// written whole (as RDATA alone, outside a message, must be).
     public var compressionEnabled = true
 
-    /// Per slot: the suffix's message offset + 1 (0: empty).
+    /// Per slot: the label's message offset + 1 (0: empty).
     private var slotOffsets: [UInt16]
     /// Per slot: the hash of the label and its parent.
     private var slotHashes: [UInt32]

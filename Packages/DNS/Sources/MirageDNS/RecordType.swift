@@ -92,6 +92,7 @@ public struct RecordType: RawRepresentable, Hashable, Comparable, Sendable, Cust
         return "TYPE\(rawValue)"
     }
 
+    /// Numeric order, as type bitmaps list types (RFC 4034 §4.1.2).
     public static func < (a: RecordType, b: RecordType) -> Bool { a.rawValue < b.rawValue }
 }
 

@@ -25,6 +25,8 @@ struct CorpusReplayTests {
             "query-do-cookie": (0, nil),
             "badvers": (0, nil),
             "response-every-type": (24, nil),
+            "response-tc-many-a": (40, nil),
+            "axfr-zone": (9, nil),
             "bad-compression-loop": (0, .compressionLoop(offset: 12)),
             "bad-forward-pointer": (0, .badPointer(offset: 12, target: 14)),
             "bad-lying-count": (0, .truncated(offset: 19, needed: 1)),
