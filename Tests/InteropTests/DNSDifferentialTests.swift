@@ -139,14 +139,16 @@ struct RunningDNSServer {
 
 /// NSD in the foreground on 127.0.0.1 and a free port, configured by
 /// nsd_server.py in `directory`; returns once it answers an SOA query.
-func startNSD(directory: String, zones: [String]) throws -> RunningDNSServer {
+/// In `ns` (a namespace) it answers on `address` and `port` there instead.
+func startNSD(directory: String, zones: [String], in ns: TestNamespace? = nil,
+              address: String = "127.0.0.1", port fixedPort: UInt16? = nil) throws -> RunningDNSServer {
     let python = try #require(DNSPeerFiles.python, "no python3 with dnspython")
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    let port = try freeDNSPort()
-    let process = try SpawnedProcess(
-        [python, DNSPeerFiles.nsdServer, "--dir", directory, "--port", String(port)] + zones)
+    let port = try fixedPort ?? freeDNSPort()
+    let argv = [python, DNSPeerFiles.nsdServer, "--dir", directory, "--port", String(port), "--address", address] + zones
+    let process = try ns.map { ns throws -> SpawnedProcess in try ns.spawn(argv) } ?? SpawnedProcess(argv)
     let origin = try DNSPeerFiles.origin(ofZoneFile: zones[0])
-    try waitUntilAnswering(origin: origin, port: port, process: process, name: "NSD")
+    try waitUntilAnswering(origin: origin, address: address, port: port, in: ns, process: process, name: "NSD")
     return RunningDNSServer(process: process, port: port)
 }
 
@@ -168,20 +170,23 @@ func stopMirageDNS(_ process: SpawnedProcess) throws -> Int32 {
     process.terminate(grace: 10)
 }
 
-/// Polls with `dig … ORIGIN SOA` until the server answers with AA (30 s at most).
-private func waitUntilAnswering(origin: String, port: UInt16, process: SpawnedProcess, name: String) throws {
+/// Polls with `dig … ORIGIN SOA` (from `ns` when given) until the server
+/// answers with AA (30 s at most).
+private func waitUntilAnswering(origin: String, address: String = "127.0.0.1", port: UInt16, in ns: TestNamespace? = nil,
+                                process: SpawnedProcess, name: String) throws {
     var last = ""
     let ready = try TestEnvironment.waitUntil(timeout: 30, interval: 0.2) {
         guard process.isRunning else { return true }
-        let dig = try runCommand(["dig", "@127.0.0.1", "-p", String(port), "+norec", "+time=1", "+tries=1",
-                                  "+noall", "+comments", origin, "SOA"], timeout: 10)
+        let argv = ["dig", "@\(address)", "-p", String(port), "+norec", "+time=1", "+tries=1",
+                    "+noall", "+comments", origin, "SOA"]
+        let dig = try ns.map { ns throws -> CommandResult in try ns.exec(argv, timeout: 10) } ?? runCommand(argv, timeout: 10)
         last = dig.stdout
         return dig.stdout.contains("flags: qr aa")
     }
     let output = process.output()
     #expect(process.isRunning, "\(name) exited: \(output.stdout)\(output.stderr)")
     if !ready || !process.isRunning {
-        throw SocketTestError.timedOut("\(name) never answered \(origin) SOA on 127.0.0.1:\(port): \(last) \(output.stderr)")
+        throw SocketTestError.timedOut("\(name) never answered \(origin) SOA on \(address):\(port): \(last) \(output.stderr)")
     }
 }
 

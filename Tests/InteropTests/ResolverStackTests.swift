@@ -44,8 +44,9 @@ private final class PortRecordingResponder<S: Stack>: UDPHandler {
     }
 }
 
-/// Collects results; stops `loop` (if any) when `wanted` have arrived.
-private final class Collector: ResolverHandler {
+/// Collects `Resolver` results; stops `loop` (if any) when `wanted` have
+/// arrived. Shared with ResolverPeerTests.
+final class LookupCollector: ResolverHandler {
     var results: [LookupID: Result<LookupResult, DNSError>] = [:]
     let wanted: Int
     let loop: EventLoop?
@@ -143,7 +144,7 @@ struct ResolverStackTests {
         let socket = try stack.bindUDP(port: 0, address: .v4(.loopback), handler: responder)
         let server = try #require(stack.localEndpoint(of: socket))
         let resolver = Resolver(stack: stack, timers: loop, clock: loop, entropy: SystemEntropy(), servers: [server])
-        let collector = Collector(wanted: 21, loop: loop)
+        let collector = LookupCollector(wanted: 21, loop: loop)
         var ids: [UInt8: LookupID] = [:]
         for n in UInt8(1)...20 { ids[n] = try resolver.lookupIPv4(host: "h\(n).mirage.test", handler: collector) }
         let missing = try resolver.lookupIPv4(host: "nothing.mirage.test", handler: collector)
@@ -176,7 +177,7 @@ struct ResolverStackTests {
         _ = try serverStack.bindUDP(port: 53, address: nil, handler: responder)
         let resolver = Resolver(stack: client, timers: timers, clock: clock, entropy: SeededEntropy(seed: 99))
         resolver.setServers(addresses: [IPv4Address(10, 0, 0, 53)])
-        let collector = Collector(wanted: 20)
+        let collector = LookupCollector(wanted: 20)
         var ids: [UInt8: LookupID] = [:]
         for n in UInt8(1)...20 { ids[n] = try resolver.lookupIPv4(host: "h\(n).mirage.test", handler: collector) }
         var steps = 0
@@ -200,13 +201,13 @@ struct ResolverStackTests {
 private final class LeaseFeed: IPConfigurationHandler {
     let stack: IPStack<TapInterface>
     let resolver: Resolver<IPStack<TapInterface>>
-    let collector: Collector
+    let collector: LookupCollector
     let hosts: [String]
     var servers: [IPv4Address] = []
     var ids: [String: LookupID] = [:]
     var error: DNSError?
 
-    init(stack: IPStack<TapInterface>, resolver: Resolver<IPStack<TapInterface>>, collector: Collector, hosts: [String]) {
+    init(stack: IPStack<TapInterface>, resolver: Resolver<IPStack<TapInterface>>, collector: LookupCollector, hosts: [String]) {
         self.stack = stack
         self.resolver = resolver
         self.collector = collector
@@ -263,7 +264,7 @@ struct ResolverDHCPTests {
             let resolver = Resolver(stack: stack, timers: loop, clock: loop, entropy: SystemEntropy())
             let hosts = ["printer.mirage.test", "nas.mirage.test", "missing.mirage.test"]
                 + (1...7).map { "n\($0).mirage.test" }
-            let collector = Collector(wanted: hosts.count, loop: loop)
+            let collector = LookupCollector(wanted: hosts.count, loop: loop)
             let feed = LeaseFeed(stack: stack, resolver: resolver, collector: collector, hosts: hosts)
             stack.configurationHandler = feed
             try loop.run(until: loop.now() + .seconds(40))

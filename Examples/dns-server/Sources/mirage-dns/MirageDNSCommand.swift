@@ -82,12 +82,21 @@ struct MirageDNSCommand: ParsableCommand {
             writeLine("mirage-dns: error: cannot create the event loop: \(error)", to: STDERR_FILENO)
             throw ExitCode(1)
         }
-        let setup: NetworkSetup
+        var setup: NetworkSetup
         do throws(MirageOptionsError) {
             setup = try network.makeNetwork(loop: loop)
         } catch {
             MirageOptions.report(error, program: "mirage-dns")
             throw ExitCode(2)
+        }
+        // SocketStack binds only to addresses it counts as its own (the
+        // loopback ones and its configuration's), so --address joins them;
+        // the stack replaced has opened no socket yet.
+        if case .socket(let kernel) = setup, let extra = address.flatMap({ IPAddress($0) }),
+           !kernel.localAddresses.contains(extra) {
+            var configuration = kernel.configuration
+            configuration.addresses.append(extra)
+            setup = .socket(SocketStack(loop: loop, configuration: configuration))
         }
         for note in network.socketStackNotes { writeLine(note, to: STDERR_FILENO) }
         try serve(on: setup.stack, core: core, sources: sources, loop: loop, setup: setup)
