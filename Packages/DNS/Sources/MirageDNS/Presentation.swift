@@ -230,35 +230,10 @@ enum Presentation {
 
     // MARK: RRSIG times (RFC 4034 §3.2)
 
-    /// Days from 1970-01-01 to year-month-day (proleptic Gregorian), by
-    /// counting whole 400-year eras from March 1st of year 0.
-    static func days(year: Int, month: Int, day: Int) -> Int {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let monthFromMarch = month > 2 ? month - 3 : month + 9
-        let dayOfYear = (153 * monthFromMarch + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    /// Year, month and day of a day count from 1970-01-01 (the inverse of `days`).
-    static func civil(days: Int) -> (year: Int, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthFromMarch = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
-        let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
     /// Appends `seconds` since 1970 (UTC) as YYYYMMDDHHmmSS.
     static func appendTime(_ seconds: UInt32, to out: inout [UInt8]) {
         let s = Int(seconds)
-        let date = civil(days: s / 86400)
+        let date = CivilDate.date(days: s / 86400)
         let t = s % 86400
         func two(_ v: Int) {
             out.append(UInt8(truncatingIfNeeded: 48 + v / 10))
@@ -295,7 +270,7 @@ enum Presentation {
               hour < 24, minute < 60, second < 60 else {
             throw .syntax(reason: "bad signature time")
         }
-        let total = days(year: year, month: month, day: day) * 86400 + hour * 3600 + minute * 60 + second
+        let total = CivilDate.days(year: year, month: month, day: day) * 86400 + hour * 3600 + minute * 60 + second
         return UInt32(truncatingIfNeeded: total)
     }
 

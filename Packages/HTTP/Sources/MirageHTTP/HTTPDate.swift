@@ -1,3 +1,5 @@
+import MirageDevices
+
 /// HTTP dates (RFC 9110 §5.6.7): written as IMF-fixdate
 /// (`Sun, 06 Nov 1994 08:49:37 GMT`); read in that form and the two
 /// obsolete ones (RFC 850 and asctime), as recipients must.
@@ -15,9 +17,9 @@ public enum HTTPDate {
 
     /// Appends the IMF-fixdate for `seconds`.
     static func append(_ seconds: Int64, to out: inout [UInt8]) {
-        let dayNumber = floorDivide(seconds, 86_400)
+        let dayNumber = Int64(CivilDate.floorDivide(Int(seconds), 86_400))
         let secondOfDay = Int(seconds - dayNumber * 86_400)
-        let (year, month, day) = civil(fromDays: dayNumber)
+        let (year, month, day) = CivilDate.date(days: Int(dayNumber))
         let weekday = Int(((dayNumber % 7) + 7) % 7)
         ASCII.append(days[weekday], to: &out)
         ASCII.append(", ", to: &out)
@@ -106,37 +108,6 @@ public enum HTTPDate {
 
     private static func epochSeconds(year: Int, month: Int, day: Int, time: Int) -> Int64? {
         guard (1...12).contains(month), (1...31).contains(day), (1...9999).contains(year) else { return nil }
-        return days(fromCivil: year, month, day) * 86_400 + Int64(time)
-    }
-
-    private static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
-        let q = a / b
-        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (the
-    /// era-based method described by Howard Hinnant).
-    static func days(fromCivil year: Int, _ month: Int, _ day: Int) -> Int64 {
-        let y = Int64(month <= 2 ? year - 1 : year)
-        let era = floorDivide(y, 400)
-        let yoe = y - era * 400
-        let m = Int64(month)
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    /// The civil date of a day number (inverse of `days(fromCivil:)`).
-    static func civil(fromDays days: Int64) -> (year: Int, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = floorDivide(z, 146_097)
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        return (Int(y), Int(m), Int(d))
+        return Int64(CivilDate.days(year: year, month: month, day: day)) * 86_400 + Int64(time)
     }
 }
