@@ -169,14 +169,8 @@ struct DNSServerInteropTests {
     }
 }
 
-/// A running mirage-dns and its port.
-struct RunningDNS {
-    var process: SpawnedProcess
-    var port: UInt16
-}
-
 /// Starts mirage-dns (in `ns` when given) and waits for its "serving dns on" line.
-func startDNS(_ arguments: [String], in ns: TestNamespace? = nil) throws -> RunningDNS {
+func startDNS(_ arguments: [String], in ns: TestNamespace? = nil) throws -> RunningDNSServer {
     let binary = try #require(ExampleBinary.path("mirage-dns"), "mirage-dns must be built next to the tests")
     let argv = [binary] + arguments
     let process = try ns.map { ns throws -> SpawnedProcess in try ns.spawn(argv) } ?? SpawnedProcess(argv)
@@ -184,7 +178,7 @@ func startDNS(_ arguments: [String], in ns: TestNamespace? = nil) throws -> Runn
     let line = try #require(process.output().stdout.split(separator: "\n").first { $0.hasPrefix("serving dns on ") })
     let endpoint = line.dropFirst("serving dns on ".count).prefix { $0 != " " }
     let port = try #require(endpoint.split(separator: ":").last.flatMap { UInt16($0) }, "no port in \(line)")
-    return RunningDNS(process: process, port: port)
+    return RunningDNSServer(process: process, port: port)
 }
 
 /// Stops mirage-dns with SIGTERM; it must exit 0. Returns its output.
