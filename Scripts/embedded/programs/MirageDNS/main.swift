@@ -183,6 +183,53 @@ public func mirageMain() -> Int32 {
     report.expect(stack.closed.contains(connection) && stack.closed.contains(transfer), "idle connections closed")
     report.expect(server.statistics.idleTimeouts == 2, "idle count")
 
+    // The stub resolver over the same fake stack: its query goes to the
+    // server core, the reply comes back to its socket, the result is
+    // delivered from the loop (a timer due now).
+    let results = Results()
+    let nameServer = Endpoint(.v4(IPv4Address(192, 0, 2, 53)), 53)
+    let resolver = Resolver(stack: stack, timers: timers, clock: clock, entropy: SeededEntropy(seed: 7), servers: [nameServer])
+    for (host, expected) in [("www.example.test", [IPv4Address(192, 0, 2, 80)]), ("ALIAS.example.test.", [IPv4Address(192, 0, 2, 80)]),
+                             ("nope.example.test", [])] {
+        stack.sent.removeAll()
+        let lookup: LookupID
+        do throws(DNSError) { lookup = try resolver.lookupIPv4(host: host, handler: results) } catch {
+            report.expect(false, "resolve \(host): \(error)")
+            continue
+        }
+        guard stack.sent.count == 1, stack.sent[0].1 == nameServer, let from = stack.lastSocket,
+              let port = stack.localEndpoint(of: from)?.port else {
+            report.expect(false, "resolver query for \(host)")
+            continue
+        }
+        var writer = MessageWriter()
+        let query = stack.sent[0].0
+        guard case .reply = core.respond(to: query.span, transport: .udp, into: &writer) else {
+            report.expect(false, "server answered \(host)")
+            continue
+        }
+        let answer = Array(writer.bytes[0..<writer.count])
+        resolver.datagramReceived(answer.span, from: nameServer, to: Endpoint(.v4(.loopback), port), on: from)
+        _ = timers.runDue()
+        if case .success(let result) = results.got[lookup] {
+            report.expect(result.ipv4Addresses == expected, "resolved \(host)")
+            if expected.isEmpty { report.expect(result.ttl == 300, "negative TTL from the SOA") }
+        } else {
+            report.expect(false, "no result for \(host)")
+        }
+    }
+    // A second lookup comes from the cache: nothing sent.
+    stack.sent.removeAll()
+    do throws(DNSError) { _ = try resolver.lookupIPv4(host: "www.example.test", handler: results) } catch {}
+    _ = timers.runDue()
+    report.expect(stack.sent.isEmpty && resolver.cacheStatistics.hits >= 1, "cache hit")
+
     print("MirageDNS: \(report.checks) checks, \(report.failed) failed, digest \(report.digest)")
     return Int32(report.failed)
+}
+
+/// Collects resolver results.
+final class Results: ResolverHandler {
+    var got: [LookupID: Result<LookupResult, DNSError>] = [:]
+    func resolved(_ lookup: LookupID, result: Result<LookupResult, DNSError>) { got[lookup] = result }
 }

@@ -68,6 +68,8 @@ final class FakeStack: Stack {
     var aborted: [ConnectionID] = []
     var paused: Set<ConnectionID> = []
     var sockets: [UDPSocketID: UInt16] = [:]
+    /// The socket bound last.
+    var lastSocket: UDPSocketID?
     /// Datagrams sent, with their destinations.
     var sent: [([UInt8], Endpoint)] = []
     var next: UInt32 = 1
@@ -100,7 +102,8 @@ final class FakeStack: Stack {
     func bindUDP(port: UInt16, address: IPAddress?, handler: any UDPHandler) throws(DeviceError) -> UDPSocketID {
         let id = UDPSocketID(rawValue: next)
         next += 1
-        sockets[id] = port
+        sockets[id] = port == 0 ? UInt16(truncatingIfNeeded: 40000 + next) : port
+        lastSocket = id
         return id
     }
     func localEndpoint(of socket: UDPSocketID) -> Endpoint? { sockets[socket].map { Endpoint(.v4(.loopback), $0) } }
