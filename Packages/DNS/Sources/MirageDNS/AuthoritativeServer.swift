@@ -331,18 +331,14 @@ public final class AuthoritativeServer {
     private func position(of name: DomainName, in zone: Zone, type: RecordType) -> Position {
         let wire = name.wire
         let span = wire.span
-        let originLength = zone.origin.wire.count
-        // Offsets of the labels between the apex and the name, deepest first.
-        var starts: [Int] = []
-        var offset = 0
-        while wire.count - offset > originLength {
-            starts.append(offset)
-            offset += Int(wire[offset]) + 1
-        }
+        // The labels between the apex and the name: the name's first
+        // `labels - originLabels` labels, deepest first.
+        var starts = InlineArray<128, UInt8>(repeating: 0)
+        let labels = name.labelStarts(&starts)
         var encloser = 0  // the apex always exists
-        var depth = starts.count - 1
+        var depth = labels - zone.origin.labelCount - 1
         while depth >= 0 {
-            let start = starts[depth]
+            let start = Int(starts[depth])
             guard let index = zone.table.value(span, start: start, count: wire.count - start), !zone.nodes[index].isHidden else {
                 return .missing(closestEncloser: encloser)
             }
@@ -489,9 +485,10 @@ public final class AuthoritativeServer {
         }
         guard let set = found else { return }
         let name = owner ?? set.name
-        for section in [plan.answer, plan.authority, plan.additional] {
-            for planned in section where planned.set.type == type && (planned.owner ?? planned.set.name) == name { return }
+        func holds(_ section: [PlannedRRSet]) -> Bool {
+            section.contains { $0.set.type == type && ($0.owner ?? $0.set.name) == name }
         }
+        if holds(plan.answer) || holds(plan.authority) || holds(plan.additional) { return }
         plan.additional.append(PlannedRRSet(set: set, owner: owner))
     }
 
@@ -510,7 +507,7 @@ public final class AuthoritativeServer {
         } catch {
             return formatError(&writer, header, keepRecursionDesired: true)
         }
-        var counts: [UInt16] = [0, 0, 0]
+        var counts: (answer: UInt16, authority: UInt16, additional: UInt16) = (0, 0, 0)
         var truncated = false
         var glueWritten = false
         // RFC 2181 §9: whole RRsets only. A required RRset (answers, the
@@ -542,7 +539,11 @@ public final class AuthoritativeServer {
                     skipRest = true
                     continue
                 }
-                counts[section] += written
+                switch section {
+                case 0: counts.answer += written
+                case 1: counts.authority += written
+                default: counts.additional += written
+                }
                 if section == 2 && planned.set.type == .a { glueWritten = true }
             }
         }
@@ -551,14 +552,14 @@ public final class AuthoritativeServer {
             truncated = true
         }
         writer.limit = limit
-        var additional = counts[2]
+        var additional = counts.additional
         if let edns {
             writer.writeOPT(payloadSize: configuration.udpPayloadSize, extendedRCode: 0, dnssecOK: edns.dnssecOK)
             additional += 1
         }
         header.questionCount = 1
-        header.answerCount = counts[0]
-        header.authorityCount = counts[1]
+        header.answerCount = counts.answer
+        header.authorityCount = counts.authority
         header.additionalCount = additional
         header.isTruncated = truncated
         if truncated { statistics.truncated += 1 }
