@@ -151,18 +151,9 @@ struct MirageDNSCommand: ParsableCommand {
             }
         }
 
-        do throws(DeviceError) {
-            try loop.run()
-        } catch {
-            writeLine("mirage-dns: error: the event loop failed: \(error)", to: STDERR_FILENO)
-            throw ExitCode(1)
-        }
-        let signal = signals.received ?? 0
-        signals.close()
-        let atStop = server.status
-        server.stop()
-        setup.shutdown()
-        writeLine("stopped by signal \(signal): \(atStop)", to: STDOUT_FILENO)
+        let end = try runUntilSignal(loop, signals: signals, setup: setup, program: "mirage-dns",
+                                     status: { server.status }, stop: { server.stop() })
+        writeLine("stopped by signal \(end.signal): \(end.atStop)", to: STDOUT_FILENO)
     }
 
     /// Loads `source` again and offers it to `core` (RFC 1982: only a newer serial replaces).

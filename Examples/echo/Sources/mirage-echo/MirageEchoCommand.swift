@@ -98,24 +98,15 @@ struct MirageEchoCommand: ParsableCommand {
             standardOutput("\(service) on \(endpoint) (\(transports))")
         }
 
-        do throws(DeviceError) {
-            try loop.run()
-        } catch {
-            standardError("mirage-echo: error: the event loop failed: \(error)")
-            throw ExitCode(1)
-        }
-        let signal = signals.received ?? 0
-        signals.close()
-        // What was open when the signal came, before `stop` closes it.
-        let atStop = Self.describe(server, setup: setup)
-        server.stop()
-        setup.shutdown()
+        // What was open when the signal came is described before `stop` closes it.
+        let end = try runUntilSignal(loop, signals: signals, setup: setup, program: "mirage-echo",
+                                     status: { Self.describe(server, setup: setup) }, stop: { server.stop() })
         let counters = server.counters
         standardOutput(
-            "stopped by signal \(signal): \(counters.connectionsAccepted) connections, "
+            "stopped by signal \(end.signal): \(counters.connectionsAccepted) connections, "
                 + "\(counters.echoBytesSent) bytes echoed, \(counters.discardBytes) discarded, "
                 + "\(counters.sourceBytesSent) generated, \(counters.datagramsEchoed) datagrams echoed; "
-                + "at the signal: \(atStop)")
+                + "at the signal: \(end.atStop)")
     }
 
     /// One line about the connections: open now, and how those closed

@@ -103,18 +103,9 @@ struct MirageWWWCommand: ParsableCommand {
             writeLine(line + (line.hasPrefix("serving") ? " (\(files) files)" : ""), to: STDOUT_FILENO)
         }
 
-        do throws(DeviceError) {
-            try loop.run()
-        } catch {
-            writeLine("mirage-www: error: the event loop failed: \(error)", to: STDERR_FILENO)
-            throw ExitCode(1)
-        }
-        let signal = signals.received ?? 0
-        signals.close()
-        let atStop = server.status
-        server.stop()
-        setup.shutdown()
-        writeLine("stopped by signal \(signal): \(atStop)", to: STDOUT_FILENO)
+        let end = try runUntilSignal(loop, signals: signals, setup: setup, program: "mirage-www",
+                                     status: { server.status }, stop: { server.stop() })
+        writeLine("stopped by signal \(end.signal): \(end.atStop)", to: STDOUT_FILENO)
     }
 
     /// "serving http://…/" and, for our own stack in its own namespace, the

@@ -1,5 +1,7 @@
+import ArgumentParser
 import Dispatch
 import Glibc
+import MirageDevices
 import MiragePlatform
 import Synchronization
 
@@ -65,6 +67,31 @@ public final class SignalWatcher {
     public func close() {
         for source in sources { source.cancel() }
     }
+}
+
+/// Runs `loop` until a signal `signals` watches stops it, then ends an
+/// example program in the order each needs: the watcher closed, `status()`
+/// read while the server still holds what was open at the signal,
+/// `stop()`, the network shut down. Returns the signal's number (0 when
+/// the loop stopped otherwise) and that status. A failing loop is reported
+/// as `PROGRAM: error: …` on standard error and ends the program with exit
+/// status 1.
+public func runUntilSignal(
+    _ loop: EventLoop, signals: SignalWatcher, setup: NetworkSetup, program: String,
+    status: () -> String, stop: () -> Void
+) throws -> (signal: Int32, atStop: String) {
+    do throws(DeviceError) {
+        try loop.run()
+    } catch {
+        writeLine("\(program): error: the event loop failed: \(error)", to: STDERR_FILENO)
+        throw ExitCode(1)
+    }
+    let signal = signals.received ?? 0
+    signals.close()
+    let atStop = status()
+    stop()
+    setup.shutdown()
+    return (signal, atStop)
 }
 
 /// A closure that is only ever called on the loop's thread (through
