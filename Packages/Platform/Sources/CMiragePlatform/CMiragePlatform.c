@@ -240,11 +240,10 @@ static unsigned batch_count(unsigned count) {
     return count > MIRAGE_DATAGRAM_BATCH_MAX ? MIRAGE_DATAGRAM_BATCH_MAX : count;
 }
 
-int mirage_receive_datagrams(int fd, mirage_datagram *datagrams, unsigned count) {
-    count = batch_count(count);
-    if (count == 0) return -EINVAL;
-    struct mmsghdr messages[MIRAGE_DATAGRAM_BATCH_MAX];
-    struct iovec vectors[MIRAGE_DATAGRAM_BATCH_MAX];
+// The kernel's view of `count` datagrams: one buffer and one address each,
+// and their control buffers when receiving (sends pass none).
+static void describe_datagrams(struct mmsghdr *messages, struct iovec *vectors, mirage_datagram *datagrams,
+                               unsigned count, int with_control) {
     for (unsigned i = 0; i < count; i++) {
         vectors[i].iov_base = datagrams[i].data;
         vectors[i].iov_len = datagrams[i].data_length;
@@ -253,9 +252,19 @@ int mirage_receive_datagrams(int fd, mirage_datagram *datagrams, unsigned count)
         messages[i].msg_hdr.msg_namelen = datagrams[i].name_length;
         messages[i].msg_hdr.msg_iov = &vectors[i];
         messages[i].msg_hdr.msg_iovlen = 1;
-        messages[i].msg_hdr.msg_control = datagrams[i].control;
-        messages[i].msg_hdr.msg_controllen = datagrams[i].control_length;
+        if (with_control) {
+            messages[i].msg_hdr.msg_control = datagrams[i].control;
+            messages[i].msg_hdr.msg_controllen = datagrams[i].control_length;
+        }
     }
+}
+
+int mirage_receive_datagrams(int fd, mirage_datagram *datagrams, unsigned count) {
+    count = batch_count(count);
+    if (count == 0) return -EINVAL;
+    struct mmsghdr messages[MIRAGE_DATAGRAM_BATCH_MAX];
+    struct iovec vectors[MIRAGE_DATAGRAM_BATCH_MAX];
+    describe_datagrams(messages, vectors, datagrams, count, 1);
     int n = -1;
     for (int attempt = 0; attempt < mirage_interrupted_retries; attempt++) {
         n = recvmmsg(fd, messages, count, MSG_DONTWAIT, NULL);
@@ -278,15 +287,7 @@ int mirage_send_datagrams(int fd, mirage_datagram *datagrams, unsigned count) {
     if (count == 0) return -EINVAL;
     struct mmsghdr messages[MIRAGE_DATAGRAM_BATCH_MAX];
     struct iovec vectors[MIRAGE_DATAGRAM_BATCH_MAX];
-    for (unsigned i = 0; i < count; i++) {
-        vectors[i].iov_base = datagrams[i].data;
-        vectors[i].iov_len = datagrams[i].data_length;
-        memset(&messages[i], 0, sizeof messages[i]);
-        messages[i].msg_hdr.msg_name = datagrams[i].name;
-        messages[i].msg_hdr.msg_namelen = datagrams[i].name_length;
-        messages[i].msg_hdr.msg_iov = &vectors[i];
-        messages[i].msg_hdr.msg_iovlen = 1;
-    }
+    describe_datagrams(messages, vectors, datagrams, count, 0);
     int n = -1;
     for (int attempt = 0; attempt < mirage_interrupted_retries; attempt++) {
         n = sendmmsg(fd, messages, count, MSG_DONTWAIT | MSG_NOSIGNAL);
