@@ -23,6 +23,8 @@ let package = Package(
         .library(name: "MirageHTTP", targets: ["MirageHTTP"]),
         .library(name: "MirageHTTPAsync", targets: ["MirageHTTPAsync"]),
         .library(name: "MirageDNS", targets: ["MirageDNS"]),
+        .library(name: "MirageTLS", targets: ["MirageTLS"]),
+        .library(name: "MirageTLSCrypto", targets: ["MirageTLSCrypto"]),
         .library(name: "MirageEcho", targets: ["MirageEcho"]),
         .executable(name: "mirage-echo", targets: ["mirage-echo"]),
         .executable(name: "mirage-crunch", targets: ["mirage-crunch"]),
@@ -34,6 +36,10 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // MirageTLSCrypto only: the primitives and X.509 behind MirageTLS's provider protocols.
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // Devices: the abstract device protocols and embedded-ready helpers.
@@ -91,6 +97,40 @@ let package = Package(
             name: "MirageDNSTests",
             dependencies: ["MirageDNS", "MirageDevices"],
             path: "Packages/DNS/Tests/MirageDNSTests",
+            exclude: ["Corpus"],
+            swiftSettings: strict
+        ),
+
+        // TLS: a sans-I/O TLS 1.3 engine (stdlib + MirageDevices) and its
+        // Linux provider (swift-crypto, swift-certificates).
+        .target(
+            name: "MirageTLS",
+            dependencies: ["MirageDevices"],
+            path: "Packages/TLS/Sources/MirageTLS",
+            swiftSettings: core
+        ),
+        .target(
+            name: "MirageTLSCrypto",
+            dependencies: [
+                "MirageTLS", "MirageDevices",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            path: "Packages/TLS/Sources/MirageTLSCrypto",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MirageTLSTests",
+            dependencies: [
+                "MirageTLS", "MirageTLSCrypto", "MirageDevices",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            path: "Packages/TLS/Tests/MirageTLSTests",
             exclude: ["Corpus"],
             swiftSettings: strict
         ),
@@ -193,6 +233,7 @@ let package = Package(
             name: "mirage-www",
             dependencies: [
                 "MirageWWW", "MirageWWWSite", "MirageHTTP", "MiragePlatform", "MirageCommandLine",
+                "MirageTLS", "MirageTLSCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/www/Sources/mirage-www",
@@ -218,7 +259,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MirageInteropTests",
-            dependencies: ["MirageTestNetwork", "MirageDevices", "MiragePlatform", "MirageEcho", "MirageTCPIP", "MirageHTTP", "MirageHTTPAsync", "MirageWWW", "MirageDNS"],
+            dependencies: ["MirageTestNetwork", "MirageDevices", "MiragePlatform", "MirageEcho", "MirageTCPIP", "MirageHTTP", "MirageHTTPAsync", "MirageWWW", "MirageDNS", "MirageTLS", "MirageTLSCrypto"],
             path: "Tests/InteropTests",
             // The DNS differential driver and NSD launcher (Python) and the zone files the DNS tests use.
             exclude: ["DNS", "DNSZones"],
