@@ -94,6 +94,21 @@ public enum DevelopmentCertificate {
         )
     }
 
+    /// A development certificate ready for `TLSServerConfiguration`: the
+    /// certified key (serverNames = `names`), its PEM and its SHA-256
+    /// fingerprint to print. `now` is the start of the 30 days.
+    public static func make(
+        names: [String], ipAddresses: [String], now: Date = Date()
+    ) throws(TLSError) -> (key: CertifiedKey, certificatePEM: String, sha256Fingerprint: String) {
+        let material = try generate(names: names, ipAddresses: ipAddresses, now: now)
+        let key = CertifiedKey(
+            chain: [material.certificateDER],
+            key: try PrivateSigningKey(pem: material.privateKeyPEM),
+            serverNames: names
+        )
+        return (key, material.certificatePEM, material.sha256Fingerprint)
+    }
+
     /// SHA-256 of `der` as `AB:CD:…` (upper-case, colon-separated).
     public static func fingerprint(_ der: [UInt8]) -> String {
         let hexDigits = Array("0123456789ABCDEF")

@@ -61,13 +61,7 @@ public struct TrustRoots: Sendable {
 
     /// Roots from the PEM bundle file at `path`, tolerant like `system()`.
     public static func load(bundleAt path: String) throws(TLSError) -> TrustRoots {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw .configuration("cannot read trust bundle \(path): \(error)")
-        }
-        let roots = TrustRoots(certificates: try PEM.certificates(text))
+        let roots = TrustRoots(certificates: try PEM.certificates(readText(path)))
         guard !roots.certificates.isEmpty else {
             throw .configuration("no certificate of \(path) parses")
         }

@@ -81,6 +81,18 @@ struct TestPKI {
         keyUsage: KeyUsage? = KeyUsage(digitalSignature: true),
         extendedKeyUsage: [ExtendedKeyUsage.Usage]? = [.serverAuth]
     ) throws -> [UInt8] {
+        try leafWithKey(commonName, issuer: issuer, dnsNames: dnsNames, ipAddresses: ipAddresses, notBefore: notBefore,
+                        notAfter: notAfter, keyUsage: keyUsage, extendedKeyUsage: extendedKeyUsage).der
+    }
+
+    /// `leaf(…)` with its private key.
+    static func leafWithKey(
+        _ commonName: String = "leaf", issuer: Authority,
+        dnsNames: [String] = ["www.example.com"], ipAddresses: [[UInt8]] = [],
+        notBefore: Date = longAgo, notAfter: Date = farAhead,
+        keyUsage: KeyUsage? = KeyUsage(digitalSignature: true),
+        extendedKeyUsage: [ExtendedKeyUsage.Usage]? = [.serverAuth]
+    ) throws -> (der: [UInt8], key: P256.Signing.PrivateKey) {
         let key = P256.Signing.PrivateKey()
         var names: [GeneralName] = dnsNames.map { .dnsName($0) }
         names += ipAddresses.map { .ipAddress(ASN1OctetString(contentBytes: $0[...])) }
@@ -97,7 +109,7 @@ struct TestPKI {
                 AuthorityKeyIdentifier(keyIdentifier: SubjectKeyIdentifier(hash: .init(issuer.key.publicKey)).keyIdentifier)
             },
             issuerPrivateKey: .init(issuer.key))
-        return der(certificate)
+        return (der(certificate), key)
     }
 
     /// The usual hierarchy: root → intermediate → leaf.
