@@ -137,6 +137,28 @@ struct X509LoadingTests {
         #expect(printed.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("Fingerprint=" + made.sha256Fingerprint))
     }
 
+    @Test("openssl verify -x509_strict accepts the development certificate as its own anchor, for its name and address",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl")))
+    func developmentCertificateOpenSSLVerify() throws {
+        let made = try DevelopmentCertificate.generate(names: ["localhost"], ipAddresses: ["127.0.0.1"])
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dev-\(UUID().uuidString).pem").path
+        try made.certificatePEM.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        func verify(_ extra: [String]) throws -> Int32 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            process.arguments = ["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile", path] + extra + [path]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        #expect(try verify(["-verify_hostname", "localhost"]) == 0)
+        #expect(try verify(["-verify_ip", "127.0.0.1"]) == 0)
+        #expect(try verify(["-verify_hostname", "example.com"]) != 0)
+    }
+
     @Test("generating without a name or with a bad address is a configuration error")
     func developmentCertificateErrors() {
         #expect(throws: TLSError.self) { _ = try DevelopmentCertificate.generate(names: [], ipAddresses: []) }
