@@ -13,6 +13,11 @@ import SwiftASN1
 /// DNS name or IP literal the client asked for, and the leaf's key usage and
 /// extended key usage for its TLS role.
 ///
+/// Names follow swift-certificates' RFC 6125 rules: case-insensitive, a
+/// `*` only as the whole left-most label, IP literals against iPAddress
+/// entries only, and the subject's commonName only when the leaf has no
+/// subjectAltName at all.
+///
 /// Revocation is not checked: no CRL, no OCSP, no stapled OCSP response.
 /// A revoked but otherwise valid certificate is trusted until it expires.
 ///

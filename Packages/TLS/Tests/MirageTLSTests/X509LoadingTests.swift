@@ -63,8 +63,10 @@ struct X509LoadingTests {
     func systemBundle() throws {
         let roots = try TrustRoots.system()
         #expect(roots.count > 0)
-        // Every root of a distribution's bundle should parse.
+        // Every root of a distribution's bundle should parse, and every block is a root.
         #expect(roots.skippedCount == 0)
+        let text = try String(contentsOfFile: TrustRoots.systemBundlePath, encoding: .utf8)
+        #expect(roots.count == text.components(separatedBy: "-----BEGIN CERTIFICATE-----").count - 1)
     }
 
     @Test("a missing bundle file is a configuration error")

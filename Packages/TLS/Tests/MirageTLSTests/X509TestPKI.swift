@@ -79,10 +79,11 @@ struct TestPKI {
         dnsNames: [String] = ["www.example.com"], ipAddresses: [[UInt8]] = [],
         notBefore: Date = longAgo, notAfter: Date = farAhead,
         keyUsage: KeyUsage? = KeyUsage(digitalSignature: true),
-        extendedKeyUsage: [ExtendedKeyUsage.Usage]? = [.serverAuth]
+        extendedKeyUsage: [ExtendedKeyUsage.Usage]? = [.serverAuth],
+        extra: Certificate.Extension? = nil
     ) throws -> [UInt8] {
         try leafWithKey(commonName, issuer: issuer, dnsNames: dnsNames, ipAddresses: ipAddresses, notBefore: notBefore,
-                        notAfter: notAfter, keyUsage: keyUsage, extendedKeyUsage: extendedKeyUsage).der
+                        notAfter: notAfter, keyUsage: keyUsage, extendedKeyUsage: extendedKeyUsage, extra: extra).der
     }
 
     /// `leaf(…)` with its private key.
@@ -91,7 +92,8 @@ struct TestPKI {
         dnsNames: [String] = ["www.example.com"], ipAddresses: [[UInt8]] = [],
         notBefore: Date = longAgo, notAfter: Date = farAhead,
         keyUsage: KeyUsage? = KeyUsage(digitalSignature: true),
-        extendedKeyUsage: [ExtendedKeyUsage.Usage]? = [.serverAuth]
+        extendedKeyUsage: [ExtendedKeyUsage.Usage]? = [.serverAuth],
+        extra: Certificate.Extension? = nil
     ) throws -> (der: [UInt8], key: P256.Signing.PrivateKey) {
         let key = P256.Signing.PrivateKey()
         var names: [GeneralName] = dnsNames.map { .dnsName($0) }
@@ -106,6 +108,7 @@ struct TestPKI {
                 if let keyUsage { Critical(keyUsage) }
                 if let extendedKeyUsage { try ExtendedKeyUsage(extendedKeyUsage) }
                 SubjectAlternativeNames(names)
+                if let extra { extra }
                 AuthorityKeyIdentifier(keyIdentifier: SubjectKeyIdentifier(hash: .init(issuer.key.publicKey)).keyIdentifier)
             },
             issuerPrivateKey: .init(issuer.key))

@@ -57,6 +57,8 @@ struct X509VerifierTests {
             == .rejected(.hostnameMismatch(expected: "mail.example.com")))
         // Names compare case-insensitively (RFC 6125 §6.4.1).
         #expect(await check([leaf, pki.intermediate.der], name: "WWW.Example.COM") == .trusted)
+        // A fully qualified name with its root dot is the same name.
+        #expect(await check([leaf, pki.intermediate.der], name: "www.example.com.") == .trusted)
     }
 
     @Test("IP literals match iPAddress SANs only", arguments: [
@@ -173,6 +175,17 @@ struct X509VerifierTests {
                 continue
             }
         }
+    }
+
+    @Test("a leaf with a critical extension no policy knows is refused, naming the OID")
+    func unknownCriticalExtension() async throws {
+        let unknown = Certificate.Extension(oid: [1, 3, 6, 1, 4, 1, 99999, 1], critical: true, value: [0x05, 0x00])
+        let leaf = try TestPKI.leaf(issuer: pki.intermediate, extra: unknown)
+        #expect(await check([leaf, pki.intermediate.der])
+            == .rejected(.other("leaf has an unsupported critical extension 1.3.6.1.4.1.99999.1")))
+        // The same extension, not critical, is ignored (RFC 5280 §4.2).
+        let ignorable = Certificate.Extension(oid: [1, 3, 6, 1, 4, 1, 99999, 1], critical: false, value: [0x05, 0x00])
+        #expect(await check([try TestPKI.leaf(issuer: pki.intermediate, extra: ignorable), pki.intermediate.der]) == .trusted)
     }
 
     @Test("an empty chain is emptyChain")
