@@ -32,8 +32,8 @@ extension TLSConnection {
         }
         let hello = ClientHello(
             legacyVersion: .tls12,
-            random: entropy.bytes(32),
-            legacySessionID: configuration.middleboxCompatibility ? entropy.bytes(32) : [],
+            random: randomBytes(32),
+            legacySessionID: configuration.middleboxCompatibility ? randomBytes(32) : [],
             cipherSuites: configuration.cipherSuites,
             legacyCompressionMethods: [0],
             extensions: clientHelloExtensions(configuration, shares: shares, cookie: nil))

@@ -122,7 +122,7 @@ extension TLSConnection {
         if transcript == nil { startTranscript(hash) }
         appendTranscript(raw)
         let serverHello = ServerHello(
-            legacyVersion: .tls12, random: entropy.bytes(32), legacySessionIDEcho: hello.legacySessionID,
+            legacyVersion: .tls12, random: randomBytes(32), legacySessionIDEcho: hello.legacySessionID,
             cipherSuite: suite, legacyCompressionMethod: 0,
             extensions: [
                 // The order RFC 8448's traces show; the RFC itself sets none.

@@ -582,6 +582,17 @@ public final class TLSConnection {
         return content
     }
 
+    /// `count` bytes from the entropy source. Filled here rather than with
+    /// `EntropySource.bytes(_:)`, which traps when called through an
+    /// existential under Embedded Swift 6.3 (seen in Scripts/check-embedded).
+    func randomBytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var span = out.mutableSpan
+        entropy.fill(&span)
+        _ = consume span
+        return out
+    }
+
     /// A Finished is as long as the suite's hash (§4.4.4); another length
     /// is malformed rather than wrong.
     func checkFinishedLength(_ message: Finished) throws(TLSError) {

@@ -1,0 +1,1 @@
+../../../../Packages/TLS/Tests/MirageTLSTests/FuzzCrypto.swift

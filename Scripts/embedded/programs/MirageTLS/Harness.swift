@@ -1,0 +1,1 @@
+../MirageHTTP/Harness.swift
