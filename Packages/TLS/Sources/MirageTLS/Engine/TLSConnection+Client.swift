@@ -1,0 +1,276 @@
+import MirageDevices
+
+extension TLSConnection {
+    /// Extensions a server may put in EncryptedExtensions when we offered them (§4.2 table).
+    static let encryptedExtensionsAllowed: Set<ExtensionType> = [
+        .serverName, .maxFragmentLength, .supportedGroups, .useSRTP, .heartbeat, .alpn,
+        .clientCertificateType, .serverCertificateType, .earlyData, .recordSizeLimit,
+    ]
+
+    // MARK: ClientHello
+
+    func clientConfiguration() throws(TLSError) -> TLSClientConfiguration {
+        guard case .client(let configuration) = role else { throw .internalError("not a client") }
+        return configuration
+    }
+
+    /// The SNI name: a host name, never an IP literal (RFC 6066 §3).
+    static func sniName(_ serverName: String?) -> String? {
+        guard let serverName, !serverName.isEmpty, IPAddress(serverName) == nil else { return nil }
+        return serverName
+    }
+
+    func sendClientHello(_ configuration: TLSClientConfiguration) throws(TLSError) {
+        guard !configuration.cipherSuites.isEmpty, configuration.cipherSuites.allSatisfy({ $0.aead != nil }) else {
+            throw .configuration("the client offers no (or an unknown) cipher suite")
+        }
+        let shareGroups = configuration.keyShareGroups.filter { configuration.groups.contains($0) }
+        guard !configuration.groups.isEmpty else { throw .configuration("the client offers no group") }
+        var shares: [any KeyExchange] = []
+        for group in shareGroups.isEmpty ? [configuration.groups[0]] : shareGroups {
+            shares.append(try crypto.makeKeyExchange(group))
+        }
+        let hello = ClientHello(
+            legacyVersion: .tls12,
+            random: entropy.bytes(32),
+            legacySessionID: configuration.middleboxCompatibility ? entropy.bytes(32) : [],
+            cipherSuites: configuration.cipherSuites,
+            legacyCompressionMethods: [0],
+            extensions: clientHelloExtensions(configuration, shares: shares, cookie: nil))
+        let raw = outgoing(hello.encode())
+        appendTranscript(raw)
+        // §5.1: the first ClientHello's record may say TLS 1.0 for old middleboxes.
+        appendPlainRecord(.handshake, raw, version: .tls10)
+        parameters = NegotiatedParameters(version: .tls13, cipherSuite: configuration.cipherSuites[0],
+                                          serverName: configuration.serverName)
+        phase = .clientWaitServerHello(ClientHelloSent(hello: hello, shares: shares, retrySuite: nil))
+    }
+
+    func clientHelloExtensions(_ configuration: TLSClientConfiguration, shares: [any KeyExchange], cookie: [UInt8]?) -> [Extension] {
+        var extensions: [Extension] = []
+        if let name = TLSConnection.sniName(configuration.serverName) {
+            extensions.append(Extension(type: .serverName, data: ServerNameList(hostName: name).encode()))
+        }
+        extensions.append(Extension(type: .supportedVersions, data: SupportedVersionsClient(versions: [.tls13]).encode()))
+        extensions.append(Extension(type: .supportedGroups, data: SupportedGroupsList(groups: configuration.groups).encode()))
+        extensions.append(Extension(type: .signatureAlgorithms,
+                                    data: SignatureSchemeList(schemes: configuration.signatureSchemes).encode()))
+        // Certificates may be signed with schemes CertificateVerify may not use (RSA PKCS#1, §4.2.3).
+        extensions.append(Extension(type: .signatureAlgorithmsCert,
+                                    data: SignatureSchemeList(schemes: SignatureScheme.certificates).encode()))
+        let entries = shares.map { KeyShareEntry(group: $0.group, keyExchange: $0.publicKey) }
+        extensions.append(Extension(type: .keyShare, data: KeyShareClientHello(shares: entries).encode()))
+        if !configuration.applicationProtocols.isEmpty {
+            extensions.append(Extension(type: .alpn, data: ProtocolNameList(
+                protocols: configuration.applicationProtocols.map { Array($0.utf8) }).encode()))
+        }
+        if let cookie {
+            extensions.append(Extension(type: .cookie, data: Cookie(cookie: cookie).encode()))
+        }
+        return extensions
+    }
+
+    // MARK: ServerHello and HelloRetryRequest
+
+    func clientReceivedServerHello(_ hello: ServerHello, raw: [UInt8], sent: ClientHelloSent) throws(TLSError) {
+        let configuration = try clientConfiguration()
+        guard let versions = hello.extensions.first(.supportedVersions) else {
+            // Without supported_versions the server chose TLS 1.2 or older; only 1.3 is implemented.
+            throw .protocolVersion("the server chose a version below TLS 1.3 (no supported_versions)")
+        }
+        let selected = try SupportedVersionsServer(parsing: versions.data).selected
+        guard selected == .tls13 else {
+            throw .illegalParameter("the server selected version 0x\(String(selected.rawValue, radix: 16)), which was not offered")
+        }
+        guard hello.legacyVersion == .tls12 else { throw .illegalParameter("ServerHello legacy_version is not 0x0303") }
+        guard hello.legacySessionIDEcho == sent.hello.legacySessionID else {
+            throw .illegalParameter("legacy_session_id_echo differs from the session ID sent")
+        }
+        guard sent.hello.cipherSuites.contains(hello.cipherSuite), let hash = hello.cipherSuite.hash else {
+            throw .illegalParameter("the server chose cipher suite \(hello.cipherSuite), which was not offered")
+        }
+        guard hello.legacyCompressionMethod == 0 else { throw .illegalParameter("compression method is not null") }
+        if let retrySuite = sent.retrySuite, retrySuite != hello.cipherSuite {
+            // §4.1.4: the ServerHello must carry the suite the HelloRetryRequest chose.
+            throw .illegalParameter("cipher suite changed from \(retrySuite) after the HelloRetryRequest to \(hello.cipherSuite)")
+        }
+        if hello.isHelloRetryRequest {
+            try clientReceivedHelloRetryRequest(hello, raw: raw, sent: sent, configuration: configuration, hash: hash)
+            return
+        }
+        for ext in hello.extensions where ext.type != .keyShare && ext.type != .supportedVersions {
+            // We offer no PSK, so pre_shared_key is as unsolicited as anything else (§4.2).
+            throw .unsupportedExtension(ext.type)
+        }
+        guard let keyShareExtension = hello.extensions.first(.keyShare) else { throw .missingExtension(.keyShare) }
+        let share = try KeyShareServerHello(parsing: keyShareExtension.data).share
+        guard let ours = sent.shares.first(where: { $0.group == share.group }) else {
+            throw .illegalParameter("the server's key share is for \(share.group), which got no share from us")
+        }
+        let shared = try ours.sharedSecret(peerPublicKey: share.keyExchange)
+        parameters?.cipherSuite = hello.cipherSuite
+        parameters?.group = share.group
+        if transcript == nil { startTranscript(hash) }
+        appendTranscript(raw)
+        var keySchedule = KeySchedule(suite: hello.cipherSuite, crypto: crypto)
+        let secrets = keySchedule.deriveHandshakeSecrets(sharedSecret: shared, transcriptHash: try transcriptHash())
+        schedule = keySchedule
+        clientHandshakeSecret = secrets.client
+        serverHandshakeSecret = secrets.server
+        try requireRecordBoundary("ServerHello")
+        readProtection = RecordProtection(suite: hello.cipherSuite, secret: secrets.server, crypto: crypto)
+        // From here our records (an alert, then our Finished) are protected;
+        // the ChangeCipherSpec alone goes in the clear.
+        writeProtection = RecordProtection(suite: hello.cipherSuite, secret: secrets.client, crypto: crypto)
+        _ = configuration
+        phase = .clientWaitEncryptedExtensions
+    }
+
+    func clientReceivedHelloRetryRequest(_ hello: ServerHello, raw: [UInt8], sent: ClientHelloSent,
+                                         configuration: TLSClientConfiguration, hash: HashAlgorithm) throws(TLSError) {
+        guard sent.retrySuite == nil else {
+            throw .unexpectedMessage("a second HelloRetryRequest")  // §4.1.4
+        }
+        var selectedGroup: NamedGroup?
+        var cookie: [UInt8]?
+        for ext in hello.extensions {
+            switch ext.type {
+            case .supportedVersions: break
+            case .keyShare: selectedGroup = try KeyShareHelloRetryRequest(parsing: ext.data).selectedGroup
+            case .cookie: cookie = try Cookie(parsing: ext.data).cookie
+            default: throw .unsupportedExtension(ext.type)
+            }
+        }
+        guard selectedGroup != nil || cookie != nil else {
+            throw .illegalParameter("a HelloRetryRequest that would change nothing")  // §4.1.4
+        }
+        var shares = sent.shares
+        if let group = selectedGroup {
+            guard configuration.groups.contains(group) else {
+                throw .illegalParameter("the HelloRetryRequest asks for \(group), which was not offered")
+            }
+            guard !shares.contains(where: { $0.group == group }) else {
+                throw .illegalParameter("the HelloRetryRequest asks for \(group), which already had a share")
+            }
+            shares = [try crypto.makeKeyExchange(group)]
+        }
+        parameters?.usedHelloRetryRequest = true
+        // §4.4.1: the transcript continues from message_hash(ClientHello1).
+        startTranscript(hash)
+        transcript?.replaceWithMessageHash(crypto)
+        appendTranscript(raw)
+        var second = sent.hello
+        second.extensions = clientHelloExtensions(configuration, shares: shares, cookie: cookie)
+        let secondRaw = outgoing(second.encode())
+        appendTranscript(secondRaw)
+        try requireRecordBoundary("HelloRetryRequest")
+        if configuration.middleboxCompatibility { sendChangeCipherSpecOnce() }
+        appendPlainRecord(.handshake, secondRaw)
+        phase = .clientWaitServerHello(ClientHelloSent(hello: second, shares: shares, retrySuite: hello.cipherSuite))
+    }
+
+    // MARK: Encrypted server flight
+
+    func clientReceivedEncryptedExtensions(_ message: EncryptedExtensions, raw: [UInt8]) throws(TLSError) {
+        let configuration = try clientConfiguration()
+        for ext in message.extensions {
+            guard TLSConnection.encryptedExtensionsAllowed.contains(ext.type) else {
+                if ext.type == .keyShare || ext.type == .supportedVersions || ext.type == .signatureAlgorithms
+                    || ext.type == .preSharedKey || ext.type == .cookie || ext.type == .pskKeyExchangeModes {
+                    throw .illegalParameter("\(ext.type) is not allowed in EncryptedExtensions")
+                }
+                throw .unsupportedExtension(ext.type)
+            }
+            switch ext.type {
+            case .serverName:
+                guard TLSConnection.sniName(configuration.serverName) != nil else { throw .unsupportedExtension(ext.type) }
+                guard ext.data.isEmpty else { throw .decodeError("server_name in EncryptedExtensions must be empty") }
+            case .alpn:
+                guard !configuration.applicationProtocols.isEmpty else { throw .unsupportedExtension(ext.type) }
+                let list = try ProtocolNameList(parsing: ext.data).protocols
+                // RFC 7301 §3.1: exactly one protocol, one the client offered.
+                guard list.count == 1, let chosen = configuration.applicationProtocols.first(where: { Array($0.utf8) == list[0] }) else {
+                    throw .illegalParameter("the server chose an ALPN protocol that was not offered")
+                }
+                parameters?.applicationProtocol = chosen
+            case .supportedGroups:
+                break  // the server's preferences, informational (§4.2.7)
+            default:
+                throw .unsupportedExtension(ext.type)  // only ones we never offer remain
+            }
+        }
+        appendTranscript(raw)
+        phase = .clientWaitCertificate(requestContext: nil)
+    }
+
+    func clientReceivedCertificateRequest(_ request: CertificateRequest, raw: [UInt8]) throws(TLSError) {
+        // §4.3.2: signature_algorithms is required; the context is empty during the handshake.
+        guard request.extensions.first(.signatureAlgorithms) != nil else { throw .missingExtension(.signatureAlgorithms) }
+        guard request.context.isEmpty else { throw .illegalParameter("certificate_request_context must be empty in the handshake") }
+        appendTranscript(raw)
+        phase = .clientWaitCertificate(requestContext: request.context)
+    }
+
+    func clientReceivedCertificate(_ message: CertificateMessage, raw: [UInt8], requestContext: [UInt8]?) throws(TLSError) {
+        let configuration = try clientConfiguration()
+        guard message.context.isEmpty else { throw .illegalParameter("a server Certificate with a request context") }
+        // §4.4.2.4: a server must send a certificate.
+        guard !message.entries.isEmpty else { throw .decodeError("the server sent an empty Certificate message") }
+        let chain = message.entries.map { $0.data }
+        parameters?.peerCertificates = chain
+        appendTranscript(raw)
+        phase = .clientWaitCertificateVerify(requestContext: requestContext)
+        if configuration.verifiesCertificates {
+            awaitingVerification = true
+            events.append(.verifyCertificates(CertificateVerificationRequest(
+                chain: chain, serverName: configuration.serverName, peerIsServer: true)))
+        }
+    }
+
+    func clientReceivedCertificateVerify(_ message: CertificateVerify, raw: [UInt8], requestContext: [UInt8]?) throws(TLSError) {
+        let configuration = try clientConfiguration()
+        guard configuration.signatureSchemes.contains(message.scheme) else {
+            throw .illegalParameter("CertificateVerify uses \(message.scheme), which was not offered")
+        }
+        guard let leaf = parameters?.peerCertificates.first else { throw .internalError("no certificate") }
+        let content = TLSConnection.signedContent(context: TLSConnection.serverSignatureContext, transcriptHash: try transcriptHash())
+        try crypto.verify(signature: message.signature, scheme: message.scheme, message: content, certificate: leaf)
+        parameters?.peerSignatureScheme = message.scheme
+        appendTranscript(raw)
+        phase = .clientWaitFinished(requestContext: requestContext)
+    }
+
+    func clientReceivedFinished(_ message: Finished, raw: [UInt8], requestContext: [UInt8]?) throws(TLSError) {
+        let configuration = try clientConfiguration()
+        guard let schedule, let suite = parameters?.cipherSuite else { throw .internalError("no key schedule") }
+        let expected = schedule.finishedVerifyData(trafficSecret: serverHandshakeSecret, transcriptHash: try transcriptHash())
+        guard TLSConnection.constantTimeEqual(expected, message.verifyData) else {
+            throw .decryptError("the server's Finished does not verify")
+        }
+        peerFinished = true
+        appendTranscript(raw)
+        var keySchedule = schedule
+        let application = keySchedule.deriveApplicationSecrets(transcriptHash: try transcriptHash())
+        self.schedule = keySchedule
+        clientApplicationSecret = application.client
+        serverApplicationSecret = application.server
+        try requireRecordBoundary("server Finished")
+        readProtection = RecordProtection(suite: suite, secret: application.server, crypto: crypto)
+
+        // Our flight: [CCS], [Certificate], Finished under the handshake keys (§4.4).
+        if configuration.middleboxCompatibility { sendChangeCipherSpecOnce() }
+        if let requestContext {
+            // Client certificates arrive with issue #10: answer with none (§4.4.2: an empty list).
+            let empty = outgoing(CertificateMessage(context: requestContext, entries: []).encode())
+            appendTranscript(empty)
+            try sendHandshake(empty)
+        }
+        let verifyData = schedule.finishedVerifyData(trafficSecret: clientHandshakeSecret, transcriptHash: try transcriptHash())
+        let finished = outgoing(Finished(verifyData: verifyData).encode())
+        appendTranscript(finished)
+        try sendHandshake(finished)
+        writeProtection = RecordProtection(suite: suite, secret: application.client, crypto: crypto)
+        phase = .connected
+        events.append(.handshakeCompleted)
+    }
+}
