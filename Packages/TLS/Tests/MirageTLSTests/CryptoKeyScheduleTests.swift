@@ -197,3 +197,14 @@ import Testing
         #expect(clientVerifyData == Array(RFC8448.hrrClientFinished.dropFirst(4)))
     }
 }
+
+@Suite struct CryptoFixedKeyProviderTests {
+    @Test func handsOutTheRFCKeysThenFreshOnes() throws {
+        let provider = FixedKeyCryptoProvider.rfc8448Client()
+        #expect(try provider.makeKeyExchange(.x25519).publicKey == RFC8448.clientX25519PublicKey)
+        let second = try provider.makeKeyExchange(.x25519).publicKey
+        #expect(second != RFC8448.clientX25519PublicKey && second.count == 32)
+        let server = FixedKeyCryptoProvider.rfc8448Server()
+        #expect(try server.makeKeyExchange(.x25519).publicKey == RFC8448.serverX25519PublicKey)
+    }
+}

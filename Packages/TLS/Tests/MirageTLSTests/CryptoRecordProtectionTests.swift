@@ -214,11 +214,11 @@ import Testing
 }
 
 /// Expects `body` to throw a TLSError whose alert is `alert`.
-func expectCryptoAlert(_ alert: AlertDescription, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws(TLSError) -> Void) {
+func expectCryptoAlert(_ alert: AlertDescription, _ comment: String = "", sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws(TLSError) -> Void) {
     do {
         try body()
-        Issue.record("expected \(alert), nothing thrown", sourceLocation: sourceLocation)
+        Issue.record("expected \(alert), nothing thrown \(comment)", sourceLocation: sourceLocation)
     } catch {
-        #expect(error.alert == alert, sourceLocation: sourceLocation)
+        #expect(error.alert == alert, "\(error) \(comment)", sourceLocation: sourceLocation)
     }
 }

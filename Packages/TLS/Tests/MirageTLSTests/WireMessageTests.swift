@@ -2,16 +2,16 @@ import MirageTLS
 import Testing
 
 /// The body of a handshake message (after its 4-byte header).
-func body(_ message: [UInt8]) -> [UInt8] { Array(message.dropFirst(4)) }
+func wireBody(_ message: [UInt8]) -> [UInt8] { Array(message.dropFirst(4)) }
 
 /// Parses `message` (header included) as `M` and encodes it back.
-func roundTrip<M: HandshakeMessage>(_ type: M.Type, _ message: [UInt8]) throws(TLSError) -> (M, [UInt8]) {
-    let parsed = try M(parsing: body(message))
+func wireRoundTrip<M: HandshakeMessage>(_ type: M.Type, _ message: [UInt8]) throws(TLSError) -> (M, [UInt8]) {
+    let parsed = try M(parsing: wireBody(message))
     return (parsed, parsed.encode())
 }
 
 /// One RFC 8448 message and the codec for it.
-struct TraceMessage: Sendable, CustomTestStringConvertible {
+struct WireTraceMessage: Sendable, CustomTestStringConvertible {
     let name: String
     let bytes: [UInt8]
     let recode: @Sendable ([UInt8]) throws(TLSError) -> [UInt8]
@@ -23,7 +23,7 @@ struct TraceMessage: Sendable, CustomTestStringConvertible {
         self.recode = { (b: [UInt8]) throws(TLSError) -> [UInt8] in try M(parsing: b).encode() }
     }
 
-    static let all: [TraceMessage] = [
+    static let all: [WireTraceMessage] = [
         .init("§3 ClientHello", RFC8448.clientHello, ClientHello.self),
         .init("§3 ServerHello", RFC8448.serverHello, ServerHello.self),
         .init("§3 EncryptedExtensions", RFC8448.encryptedExtensions, EncryptedExtensions.self),
@@ -41,20 +41,20 @@ struct TraceMessage: Sendable, CustomTestStringConvertible {
 
 @Suite("Wire: RFC 8448 handshake messages")
 struct WireMessageTests {
-    @Test("each RFC 8448 message parses and re-encodes byte for byte", arguments: TraceMessage.all)
-    func reencode(message: TraceMessage) throws {
+    @Test("each RFC 8448 message parses and re-encodes byte for byte", arguments: WireTraceMessage.all)
+    func reencode(message: WireTraceMessage) throws {
         let header = Array(message.bytes.prefix(4))
         let length = Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
         #expect(length + 4 == message.bytes.count, "fixture length disagrees with its header")
-        let body = body(message.bytes)
+        let body = wireBody(message.bytes)
         let encoded = try message.recode(body)
         #expect(encoded == message.bytes)
     }
 
     @Test("every proper prefix of an RFC 8448 body is a decode error (or a hello cut before its extensions)",
-          arguments: TraceMessage.all.filter { !$0.name.contains("Finished") })
-    func truncations(message: TraceMessage) {
-        let full = body(message.bytes)
+          arguments: WireTraceMessage.all.filter { !$0.name.contains("Finished") })
+    func truncations(message: WireTraceMessage) {
+        let full = wireBody(message.bytes)
         var accepted: [Int] = []
         for cut in 0..<full.count {
             do {
@@ -75,7 +75,7 @@ struct WireMessageTests {
 
     @Test("§3 ClientHello: fields and typed extensions")
     func clientHello() throws {
-        let (hello, _) = try roundTrip(ClientHello.self, RFC8448.clientHello)
+        let (hello, _) = try wireRoundTrip(ClientHello.self, RFC8448.clientHello)
         #expect(hello.legacyVersion == .tls12)
         #expect(hello.random.prefix(4) == [0xcb, 0x34, 0xec, 0xb1])
         #expect(hello.legacySessionID.isEmpty)
@@ -105,7 +105,7 @@ struct WireMessageTests {
 
     @Test("§3 ServerHello: a plain ServerHello with an x25519 share")
     func serverHello() throws {
-        let (hello, _) = try roundTrip(ServerHello.self, RFC8448.serverHello)
+        let (hello, _) = try wireRoundTrip(ServerHello.self, RFC8448.serverHello)
         #expect(!hello.isHelloRetryRequest)
         #expect(hello.cipherSuite == .aes128GCMSHA256)
         #expect(hello.legacyCompressionMethod == 0)
@@ -118,7 +118,7 @@ struct WireMessageTests {
 
     @Test("§5 HelloRetryRequest: detected by its random, asks for secp256r1, carries a cookie")
     func helloRetryRequest() throws {
-        let (hrr, _) = try roundTrip(ServerHello.self, RFC8448.helloRetryRequest)
+        let (hrr, _) = try wireRoundTrip(ServerHello.self, RFC8448.helloRetryRequest)
         #expect(hrr.isHelloRetryRequest)
         #expect(hrr.random == ServerHello.helloRetryRequestRandom)
         #expect(hrr.cipherSuite == .aes128GCMSHA256)
@@ -127,20 +127,20 @@ struct WireMessageTests {
         let cookie = try Cookie(parsing: try #require(hrr.extensions.first(.cookie)).data)
         #expect(cookie.cookie.count == 0x72)
         // The second ClientHello echoes the cookie and sends a P-256 share.
-        let (second, _) = try roundTrip(ClientHello.self, RFC8448.hrrClientHello2)
+        let (second, _) = try wireRoundTrip(ClientHello.self, RFC8448.hrrClientHello2)
         #expect(try Cookie(parsing: try #require(second.extensions.first(.cookie)).data) == cookie)
         let shares = try KeyShareClientHello(parsing: try #require(second.extensions.first(.keyShare)).data)
         #expect(shares.shares.map(\.group) == [.secp256r1])
         #expect(shares.shares.first?.keyExchange.count == 65)
         #expect(second.extensions.last?.type == .padding)
-        let (after, _) = try roundTrip(ServerHello.self, RFC8448.hrrServerHello)
+        let (after, _) = try wireRoundTrip(ServerHello.self, RFC8448.hrrServerHello)
         #expect(!after.isHelloRetryRequest)
         #expect(try KeyShareServerHello(parsing: try #require(after.extensions.first(.keyShare)).data).share.group == .secp256r1)
     }
 
     @Test("§3 EncryptedExtensions: supported_groups, record_size_limit, the empty server_name acknowledgement")
     func encryptedExtensions() throws {
-        let (ee, _) = try roundTrip(EncryptedExtensions.self, RFC8448.encryptedExtensions)
+        let (ee, _) = try wireRoundTrip(EncryptedExtensions.self, RFC8448.encryptedExtensions)
         #expect(ee.extensions.map(\.type) == [.supportedGroups, .recordSizeLimit, .serverName])
         let sni = try #require(ee.extensions.first(.serverName))
         #expect(sni.data.isEmpty)
@@ -151,7 +151,7 @@ struct WireMessageTests {
 
     @Test("§3 Certificate: one 432-byte RSA certificate, empty context, no entry extensions")
     func certificate() throws {
-        let (message, _) = try roundTrip(CertificateMessage.self, RFC8448.certificate)
+        let (message, _) = try wireRoundTrip(CertificateMessage.self, RFC8448.certificate)
         #expect(message.context.isEmpty)
         #expect(message.entries.count == 1)
         #expect(message.entries.first?.data.count == 432)
@@ -161,13 +161,13 @@ struct WireMessageTests {
 
     @Test("§3 CertificateVerify, Finished, NewSessionTicket: fields")
     func laterMessages() throws {
-        let (verify, _) = try roundTrip(CertificateVerify.self, RFC8448.certificateVerify)
+        let (verify, _) = try wireRoundTrip(CertificateVerify.self, RFC8448.certificateVerify)
         #expect(verify.scheme == .rsaPSSRSAESHA256)
         #expect(verify.signature.count == 128)
-        let (finished, _) = try roundTrip(Finished.self, RFC8448.serverFinished)
+        let (finished, _) = try wireRoundTrip(Finished.self, RFC8448.serverFinished)
         #expect(finished.verifyData.count == 32)
         #expect(finished.verifyData.prefix(2) == [0x9b, 0x9b])
-        let (ticket, _) = try roundTrip(NewSessionTicket.self, RFC8448.newSessionTicket)
+        let (ticket, _) = try wireRoundTrip(NewSessionTicket.self, RFC8448.newSessionTicket)
         #expect(ticket.lifetime == 30)
         #expect(ticket.ageAdd == 0xfad6_aac5)
         #expect(ticket.nonce == [0, 0])
@@ -193,7 +193,7 @@ struct WireMessageTests {
                                 ])
         let encoded = hello.encode()
         #expect(encoded[0] == 1)
-        let parsed = try ClientHello(parsing: body(encoded))
+        let parsed = try ClientHello(parsing: wireBody(encoded))
         #expect(parsed == hello)
         let alpn = try ProtocolNameList(parsing: try #require(parsed.extensions.first(.alpn)).data)
         #expect(alpn.protocols == [Array("h2".utf8), Array("http/1.1".utf8)])

@@ -4,7 +4,7 @@ import Testing
 /// Every way the tests cut a stream of `count` bytes: fixed chunk sizes 1…count
 /// (1 is byte by byte, count is all at once) and every single cut into two
 /// pieces. Each is a list of chunk lengths.
-func chunkings(_ count: Int) -> [[Int]] {
+func wireChunkings(_ count: Int) -> [[Int]] {
     var result: [[Int]] = []
     for size in 1...max(count, 1) {
         var lengths: [Int] = []
@@ -20,16 +20,16 @@ func chunkings(_ count: Int) -> [[Int]] {
 }
 
 /// A TLSPlaintext record: 5-byte header then `fragment`.
-func record(_ type: ContentType, _ fragment: [UInt8], version: ProtocolVersion = .tls12) -> [UInt8] {
+func wireRecord(_ type: ContentType, _ fragment: [UInt8], version: ProtocolVersion = .tls12) -> [UInt8] {
     RecordHeader(contentType: type, legacyVersion: version, length: fragment.count).encode() + fragment
 }
 
 /// The handshake messages of the RFC 8448 §3 server flight after ServerHello.
-let serverFlight = [RFC8448.encryptedExtensions, RFC8448.certificate, RFC8448.certificateVerify, RFC8448.serverFinished]
+let wireServerFlight = [RFC8448.encryptedExtensions, RFC8448.certificate, RFC8448.certificateVerify, RFC8448.serverFinished]
 
 /// Feeds `stream` to a handshake reassembler in `lengths`-sized chunks and
 /// returns the raw messages in order, draining after each chunk.
-func reassembleHandshake(_ stream: [UInt8], _ lengths: [Int], limit: Int = HandshakeReassembler.defaultMaximumMessageSize)
+func wireReassembleHandshake(_ stream: [UInt8], _ lengths: [Int], limit: Int = HandshakeReassembler.defaultMaximumMessageSize)
     throws(TLSError) -> (messages: [[UInt8]], types: [HandshakeType], bodies: [[UInt8]], empty: Bool)
 {
     var reassembler = HandshakeReassembler(maximumMessageSize: limit)
@@ -50,7 +50,7 @@ func reassembleHandshake(_ stream: [UInt8], _ lengths: [Int], limit: Int = Hands
 }
 
 /// Feeds `stream` to a record reassembler in `lengths`-sized chunks.
-func reassembleRecords(_ stream: [UInt8], _ lengths: [Int]) throws(TLSError) -> (records: [(RecordHeader, [UInt8])], buffered: Int) {
+func wireReassembleRecords(_ stream: [UInt8], _ lengths: [Int]) throws(TLSError) -> (records: [(RecordHeader, [UInt8])], buffered: Int) {
     var reassembler = RecordReassembler()
     var records: [(RecordHeader, [UInt8])] = []
     var offset = 0
@@ -67,22 +67,22 @@ func reassembleRecords(_ stream: [UInt8], _ lengths: [Int]) throws(TLSError) -> 
 struct WireReassemblerTests {
     @Test("handshake: the §3 server flight comes out whole in every chunking")
     func serverFlightChunkings() throws {
-        let stream = serverFlight.flatMap { $0 }
+        let stream = wireServerFlight.flatMap { $0 }
         #expect(stream.count == 657)  // RFC 8448 §3: "payload (657 octets)"
-        for lengths in chunkings(stream.count) {
-            let out = try reassembleHandshake(stream, lengths)
-            #expect(out.messages == serverFlight, "chunks \(lengths.prefix(3))…")
+        for lengths in wireChunkings(stream.count) {
+            let out = try wireReassembleHandshake(stream, lengths)
+            #expect(out.messages == wireServerFlight, "chunks \(lengths.prefix(3))…")
             #expect(out.types == [.encryptedExtensions, .certificate, .certificateVerify, .finished])
-            #expect(out.bodies == serverFlight.map { Array($0.dropFirst(4)) })
+            #expect(out.bodies == wireServerFlight.map { Array($0.dropFirst(4)) })
             #expect(out.empty)
         }
     }
 
     @Test("handshake: every §3 and §5 message alone, in every chunking, and the whole trace in one append",
-          arguments: TraceMessage.all)
-    func eachMessage(message: TraceMessage) throws {
-        for lengths in chunkings(message.bytes.count) {
-            let out = try reassembleHandshake(message.bytes, lengths)
+          arguments: WireTraceMessage.all)
+    func eachMessage(message: WireTraceMessage) throws {
+        for lengths in wireChunkings(message.bytes.count) {
+            let out = try wireReassembleHandshake(message.bytes, lengths)
             #expect(out.messages == [message.bytes])
             #expect(out.empty)
         }
@@ -118,33 +118,33 @@ struct WireReassemblerTests {
         edge.append(RFC8448.encryptedExtensions)  // 40 bytes
         #expect(try edge.next()?.raw == RFC8448.encryptedExtensions)
         // One over a custom limit: the §3 Certificate (445 bytes) against 444.
-        #expect(throws: TLSError.self) { _ = try reassembleHandshake(RFC8448.certificate, [4], limit: 444) }
-        #expect(try reassembleHandshake(RFC8448.certificate, [445], limit: 445).messages == [RFC8448.certificate])
+        #expect(throws: TLSError.self) { _ = try wireReassembleHandshake(RFC8448.certificate, [4], limit: 444) }
+        #expect(try wireReassembleHandshake(RFC8448.certificate, [445], limit: 445).messages == [RFC8448.certificate])
     }
 
     @Test("records: the §3 ClientHello and ServerHello records, a CCS, application data of every size class, in every chunking")
     func recordChunkings() throws {
         let maximum = Array(repeating: UInt8(0xAB), count: RecordHeader.maximumCiphertextLength)
         let records: [[UInt8]] = [
-            record(.handshake, RFC8448.clientHello, version: .tls10),  // "complete record (201 octets)": 16 03 01 00 c4
-            record(.handshake, RFC8448.serverHello),
-            record(.changeCipherSpec, [1]),
-            record(.applicationData, []),
-            record(.applicationData, Array(0..<200)),
+            wireRecord(.handshake, RFC8448.clientHello, version: .tls10),  // "complete record (201 octets)": 16 03 01 00 c4
+            wireRecord(.handshake, RFC8448.serverHello),
+            wireRecord(.changeCipherSpec, [1]),
+            wireRecord(.applicationData, []),
+            wireRecord(.applicationData, Array(0..<200)),
         ]
         #expect(records[0].prefix(5) == [0x16, 0x03, 0x01, 0x00, 0xc4])
         #expect(records[0].count == 201)
         let stream = records.flatMap { $0 }
-        for lengths in chunkings(stream.count) {
-            let out = try reassembleRecords(stream, lengths)
+        for lengths in wireChunkings(stream.count) {
+            let out = try wireReassembleRecords(stream, lengths)
             #expect(out.records.count == records.count)
             #expect(out.records.map { $0.0.encode() + $0.1 } == records)
             #expect(out.buffered == 0)
         }
         // The largest record allowed (2^14 + 256), byte by byte and whole.
-        let big = record(.applicationData, maximum)
+        let big = wireRecord(.applicationData, maximum)
         for lengths in [Array(repeating: 1, count: big.count), [big.count], [3, big.count - 3]] {
-            let out = try reassembleRecords(big, lengths)
+            let out = try wireReassembleRecords(big, lengths)
             #expect(out.records.count == 1)
             #expect(out.records.first?.0.length == RecordHeader.maximumCiphertextLength)
             #expect(out.records.first?.1 == maximum)
@@ -153,18 +153,18 @@ struct WireReassemblerTests {
 
     @Test("records then handshake: the server flight split across records of every size comes out whole")
     func recordsThenHandshake() throws {
-        let flight = serverFlight.flatMap { $0 }
+        let flight = wireServerFlight.flatMap { $0 }
         for size in [1, 2, 3, 5, 17, 100, 256, 656, 657] {
             var stream: [UInt8] = []
             var offset = 0
             while offset < flight.count {
                 let end = min(offset + size, flight.count)
-                stream += record(.handshake, Array(flight[offset..<end]))
+                stream += wireRecord(.handshake, Array(flight[offset..<end]))
                 offset = end
             }
             for chunk in [1, 7, stream.count] {
-                let lengths = chunkings(stream.count)[chunk - 1]
-                let records = try reassembleRecords(stream, lengths).records
+                let lengths = wireChunkings(stream.count)[chunk - 1]
+                let records = try wireReassembleRecords(stream, lengths).records
                 var handshake = HandshakeReassembler()
                 var messages: [[UInt8]] = []
                 for (header, fragment) in records {
@@ -172,7 +172,7 @@ struct WireReassemblerTests {
                     handshake.append(fragment)
                     while let m = try handshake.next() { messages.append(m.raw) }
                 }
-                #expect(messages == serverFlight, "records of \(size), chunks of \(chunk)")
+                #expect(messages == wireServerFlight, "records of \(size), chunks of \(chunk)")
                 #expect(handshake.isEmpty)
             }
         }

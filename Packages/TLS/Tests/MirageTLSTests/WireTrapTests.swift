@@ -2,7 +2,7 @@ import MirageTLS
 import Testing
 
 /// One malformed input and the alert its parser must end with.
-struct Trap: Sendable, CustomTestStringConvertible {
+struct WireTrap: Sendable, CustomTestStringConvertible {
     let name: String
     let alert: AlertDescription
     let parse: @Sendable () throws -> Void
@@ -16,7 +16,7 @@ struct Trap: Sendable, CustomTestStringConvertible {
 }
 
 /// An extension list (with its u16 length) holding `extensions`.
-func extensionBlock(_ extensions: [(UInt16, [UInt8])]) -> [UInt8] {
+func wireExtensionBlock(_ extensions: [(UInt16, [UInt8])]) -> [UInt8] {
     var out: [UInt8] = []
     out.appendVector16 { out in
         for (type, data) in extensions {
@@ -28,138 +28,138 @@ func extensionBlock(_ extensions: [(UInt16, [UInt8])]) -> [UInt8] {
 }
 
 /// The §3 ClientHello with its extensions replaced by `extensions`.
-func clientHelloBody(extensions: [Extension]) -> [UInt8] {
+func wireClientHelloBody(extensions: [Extension]) -> [UInt8] {
     // The fixture parses (WireMessageTests); build from its fields.
-    var hello = try! ClientHello(parsing: body(RFC8448.clientHello))
+    var hello = try! ClientHello(parsing: wireBody(RFC8448.clientHello))
     hello.extensions = extensions
     return hello.encodeBody()
 }
 
-let x25519Share: [UInt8] = [0x00, 0x1d, 0x00, 0x04, 1, 2, 3, 4]
+let wireX25519Share: [UInt8] = [0x00, 0x1d, 0x00, 0x04, 1, 2, 3, 4]
 
-let traps: [Trap] = [
+let wireTraps: [WireTrap] = [
     // Duplicate extensions (RFC 8446 §4.2).
-    Trap("EncryptedExtensions with supported_groups twice", .illegalParameter) {
-        _ = try EncryptedExtensions(parsing: extensionBlock([(10, [0, 2, 0, 0x1d]), (0, []), (10, [0, 2, 0, 0x17])]))
+    WireTrap("EncryptedExtensions with supported_groups twice", .illegalParameter) {
+        _ = try EncryptedExtensions(parsing: wireExtensionBlock([(10, [0, 2, 0, 0x1d]), (0, []), (10, [0, 2, 0, 0x17])]))
     },
-    Trap("ClientHello with key_share twice", .illegalParameter) {
-        let hello = try ClientHello(parsing: body(RFC8448.clientHello))
+    WireTrap("ClientHello with key_share twice", .illegalParameter) {
+        let hello = try ClientHello(parsing: wireBody(RFC8448.clientHello))
         let share = hello.extensions.first(.keyShare)!
-        _ = try ClientHello(parsing: clientHelloBody(extensions: hello.extensions + [share]))
+        _ = try ClientHello(parsing: wireClientHelloBody(extensions: hello.extensions + [share]))
     },
-    Trap("Certificate entry with status_request twice", .illegalParameter) {
-        _ = try CertificateMessage(parsing: [0, 0, 0, 14, 0, 0, 1, 0x30] + extensionBlock([(5, []), (5, [])]))
+    WireTrap("Certificate entry with status_request twice", .illegalParameter) {
+        _ = try CertificateMessage(parsing: [0, 0, 0, 14, 0, 0, 1, 0x30] + wireExtensionBlock([(5, []), (5, [])]))
     },
-    Trap("pre_shared_key not last in a ClientHello", .illegalParameter) {
-        _ = try ClientHello(parsing: clientHelloBody(extensions: [Extension(type: .preSharedKey, data: [0]), Extension(type: .serverName, data: [])]))
+    WireTrap("pre_shared_key not last in a ClientHello", .illegalParameter) {
+        _ = try ClientHello(parsing: wireClientHelloBody(extensions: [Extension(type: .preSharedKey, data: [0]), Extension(type: .serverName, data: [])]))
     },
     // Lengths that lie.
-    Trap("extension data longer than the list", .decodeError) {
+    WireTrap("extension data longer than the list", .decodeError) {
         _ = try EncryptedExtensions(parsing: [0, 4, 0, 10, 0, 9])
     },
-    Trap("extension list longer than the body", .decodeError) {
+    WireTrap("extension list longer than the body", .decodeError) {
         _ = try EncryptedExtensions(parsing: [0, 9, 0, 10, 0, 0])
     },
-    Trap("extension list shorter than the body (trailing bytes)", .decodeError) {
+    WireTrap("extension list shorter than the body (trailing bytes)", .decodeError) {
         _ = try EncryptedExtensions(parsing: [0, 4, 0, 10, 0, 0, 0xFF])
     },
-    Trap("extension list cut inside an extension header", .decodeError) {
+    WireTrap("extension list cut inside an extension header", .decodeError) {
         _ = try EncryptedExtensions(parsing: [0, 3, 0, 10, 0])
     },
-    Trap("Certificate list length past the end", .decodeError) {
+    WireTrap("Certificate list length past the end", .decodeError) {
         _ = try CertificateMessage(parsing: [0, 0, 0, 9, 0, 0, 1, 0x30, 0, 0])
     },
-    Trap("cert_data length past the list", .decodeError) {
+    WireTrap("cert_data length past the list", .decodeError) {
         _ = try CertificateMessage(parsing: [0, 0, 0, 6, 0, 0, 9, 0x30, 0, 0])
     },
-    Trap("CertificateVerify signature length past the end", .decodeError) {
+    WireTrap("CertificateVerify signature length past the end", .decodeError) {
         _ = try CertificateVerify(parsing: [8, 4, 0, 0x80, 1, 2])
     },
-    Trap("CertificateVerify with trailing bytes", .decodeError) {
+    WireTrap("CertificateVerify with trailing bytes", .decodeError) {
         _ = try CertificateVerify(parsing: [8, 4, 0, 1, 1, 2])
     },
-    Trap("ClientHello legacy_session_id of 33 bytes", .decodeError) {
+    WireTrap("ClientHello legacy_session_id of 33 bytes", .decodeError) {
         _ = try ClientHello(parsing: [3, 3] + Array(repeating: 0, count: 32) + [33] + Array(repeating: 0, count: 33) + [0, 2, 0x13, 0x01, 1, 0, 0, 0])
     },
-    Trap("ServerHello legacy_session_id_echo of 33 bytes", .decodeError) {
+    WireTrap("ServerHello legacy_session_id_echo of 33 bytes", .decodeError) {
         _ = try ServerHello(parsing: [3, 3] + Array(repeating: 0, count: 32) + [33] + Array(repeating: 0, count: 33) + [0x13, 0x01, 0, 0, 0])
     },
-    Trap("ClientHello with an odd-length cipher_suites", .decodeError) {
+    WireTrap("ClientHello with an odd-length cipher_suites", .decodeError) {
         _ = try ClientHello(parsing: [3, 3] + Array(repeating: 0, count: 32) + [0, 0, 3, 0x13, 0x01, 0x13, 1, 0, 0, 0])
     },
-    Trap("key_share entry length past the list", .decodeError) {
+    WireTrap("key_share entry length past the list", .decodeError) {
         _ = try KeyShareClientHello(parsing: [0, 8, 0, 0x1d, 0, 32, 1, 2, 3, 4])
     },
-    Trap("ServerHello key_share with trailing bytes", .decodeError) {
-        _ = try KeyShareServerHello(parsing: x25519Share + [0])
+    WireTrap("ServerHello key_share with trailing bytes", .decodeError) {
+        _ = try KeyShareServerHello(parsing: wireX25519Share + [0])
     },
-    Trap("supported_versions (server) of 3 bytes", .decodeError) {
+    WireTrap("supported_versions (server) of 3 bytes", .decodeError) {
         _ = try SupportedVersionsServer(parsing: [3, 4, 0])
     },
-    Trap("HelloRetryRequest key_share of 1 byte", .decodeError) {
+    WireTrap("HelloRetryRequest key_share of 1 byte", .decodeError) {
         _ = try KeyShareHelloRetryRequest(parsing: [0])
     },
     // Empty where the RFC requires at least one element.
-    Trap("ClientHello with no cipher suites", .decodeError) {
+    WireTrap("ClientHello with no cipher suites", .decodeError) {
         _ = try ClientHello(parsing: [3, 3] + Array(repeating: 0, count: 32) + [0, 0, 0, 1, 0, 0, 0])
     },
-    Trap("ClientHello with no compression methods", .decodeError) {
+    WireTrap("ClientHello with no compression methods", .decodeError) {
         _ = try ClientHello(parsing: [3, 3] + Array(repeating: 0, count: 32) + [0, 0, 2, 0x13, 0x01, 0, 0, 0])
     },
-    Trap("CertificateRequest with no extensions", .decodeError) {
+    WireTrap("CertificateRequest with no extensions", .decodeError) {
         _ = try CertificateRequest(parsing: [0, 0, 0])
     },
-    Trap("Certificate entry with empty cert_data", .decodeError) {
+    WireTrap("Certificate entry with empty cert_data", .decodeError) {
         _ = try CertificateMessage(parsing: [0, 0, 0, 5, 0, 0, 0, 0, 0])
     },
-    Trap("NewSessionTicket with an empty ticket", .decodeError) {
+    WireTrap("NewSessionTicket with an empty ticket", .decodeError) {
         _ = try NewSessionTicket(parsing: [0, 0, 0, 30, 1, 2, 3, 4, 0, 0, 0, 0, 0])
     },
-    Trap("empty supported_groups", .decodeError) { _ = try SupportedGroupsList(parsing: [0, 0]) },
-    Trap("odd-length supported_groups", .decodeError) { _ = try SupportedGroupsList(parsing: [0, 3, 0, 0x1d, 0]) },
-    Trap("empty signature_algorithms", .decodeError) { _ = try SignatureSchemeList(parsing: [0, 0]) },
-    Trap("empty supported_versions", .decodeError) { _ = try SupportedVersionsClient(parsing: [0]) },
-    Trap("empty psk_key_exchange_modes", .decodeError) { _ = try PSKKeyExchangeModes(parsing: [0]) },
-    Trap("empty cookie", .decodeError) { _ = try Cookie(parsing: [0, 0]) },
-    Trap("empty ALPN list", .decodeError) { _ = try ProtocolNameList(parsing: [0, 0]) },
-    Trap("ALPN with an empty protocol name", .decodeError) { _ = try ProtocolNameList(parsing: [0, 4, 2, 0x68, 0x32, 0]) },
-    Trap("ALPN name length past the list", .decodeError) { _ = try ProtocolNameList(parsing: [0, 3, 3, 0x68, 0x32]) },
-    Trap("key_share entry with an empty key_exchange", .decodeError) { _ = try KeyShareClientHello(parsing: [0, 4, 0, 0x1d, 0, 0]) },
-    Trap("empty server_name list", .decodeError) { _ = try ServerNameList(parsing: [0, 0]) },
-    Trap("server_name with an empty host_name", .decodeError) { _ = try ServerNameList(parsing: [0, 3, 0, 0, 0]) },
+    WireTrap("empty supported_groups", .decodeError) { _ = try SupportedGroupsList(parsing: [0, 0]) },
+    WireTrap("odd-length supported_groups", .decodeError) { _ = try SupportedGroupsList(parsing: [0, 3, 0, 0x1d, 0]) },
+    WireTrap("empty signature_algorithms", .decodeError) { _ = try SignatureSchemeList(parsing: [0, 0]) },
+    WireTrap("empty supported_versions", .decodeError) { _ = try SupportedVersionsClient(parsing: [0]) },
+    WireTrap("empty psk_key_exchange_modes", .decodeError) { _ = try PSKKeyExchangeModes(parsing: [0]) },
+    WireTrap("empty cookie", .decodeError) { _ = try Cookie(parsing: [0, 0]) },
+    WireTrap("empty ALPN list", .decodeError) { _ = try ProtocolNameList(parsing: [0, 0]) },
+    WireTrap("ALPN with an empty protocol name", .decodeError) { _ = try ProtocolNameList(parsing: [0, 4, 2, 0x68, 0x32, 0]) },
+    WireTrap("ALPN name length past the list", .decodeError) { _ = try ProtocolNameList(parsing: [0, 3, 3, 0x68, 0x32]) },
+    WireTrap("key_share entry with an empty key_exchange", .decodeError) { _ = try KeyShareClientHello(parsing: [0, 4, 0, 0x1d, 0, 0]) },
+    WireTrap("empty server_name list", .decodeError) { _ = try ServerNameList(parsing: [0, 0]) },
+    WireTrap("server_name with an empty host_name", .decodeError) { _ = try ServerNameList(parsing: [0, 3, 0, 0, 0]) },
     // Values the RFCs forbid.
-    Trap("key_share offering x25519 twice", .illegalParameter) {
-        _ = try KeyShareClientHello(parsing: [0, 16] + x25519Share + x25519Share)
+    WireTrap("key_share offering x25519 twice", .illegalParameter) {
+        _ = try KeyShareClientHello(parsing: [0, 16] + wireX25519Share + wireX25519Share)
     },
-    Trap("server_name with two host_names", .decodeError) {
+    WireTrap("server_name with two host_names", .decodeError) {
         _ = try ServerNameList(parsing: [0, 10, 0, 0, 2, 0x61, 0x62, 0, 0, 2, 0x63, 0x64])
     },
-    Trap("server_name of name_type 1", .decodeError) { _ = try ServerNameList(parsing: [0, 4, 1, 0, 1, 0x61]) },
-    Trap("server_name with a NUL byte", .decodeError) { _ = try ServerNameList(parsing: [0, 5, 0, 0, 2, 0x61, 0]) },
-    Trap("server_name with a UTF-8 byte", .decodeError) { _ = try ServerNameList(parsing: [0, 5, 0, 0, 2, 0xC3, 0xA9]) },
-    Trap("KeyUpdate request_update 2", .illegalParameter) { _ = try KeyUpdate(parsing: [2]) },
-    Trap("KeyUpdate request_update 255", .illegalParameter) { _ = try KeyUpdate(parsing: [255]) },
-    Trap("KeyUpdate with two bytes", .decodeError) { _ = try KeyUpdate(parsing: [1, 0]) },
-    Trap("empty KeyUpdate", .decodeError) { _ = try KeyUpdate(parsing: []) },
+    WireTrap("server_name of name_type 1", .decodeError) { _ = try ServerNameList(parsing: [0, 4, 1, 0, 1, 0x61]) },
+    WireTrap("server_name with a NUL byte", .decodeError) { _ = try ServerNameList(parsing: [0, 5, 0, 0, 2, 0x61, 0]) },
+    WireTrap("server_name with a UTF-8 byte", .decodeError) { _ = try ServerNameList(parsing: [0, 5, 0, 0, 2, 0xC3, 0xA9]) },
+    WireTrap("KeyUpdate request_update 2", .illegalParameter) { _ = try KeyUpdate(parsing: [2]) },
+    WireTrap("KeyUpdate request_update 255", .illegalParameter) { _ = try KeyUpdate(parsing: [255]) },
+    WireTrap("KeyUpdate with two bytes", .decodeError) { _ = try KeyUpdate(parsing: [1, 0]) },
+    WireTrap("empty KeyUpdate", .decodeError) { _ = try KeyUpdate(parsing: []) },
     // Reassemblers.
-    Trap("record of 2^14 + 257 bytes", .recordOverflow) {
+    WireTrap("record of 2^14 + 257 bytes", .recordOverflow) {
         var r = RecordReassembler()
         let header: [UInt8] = [23, 3, 3, 0x41, 0x01]
         r.append(header.span)
         _ = try r.next()
     },
-    Trap("record of 65 535 bytes", .recordOverflow) {
+    WireTrap("record of 65 535 bytes", .recordOverflow) {
         var r = RecordReassembler()
         let header: [UInt8] = [22, 3, 3, 0xFF, 0xFF]
         r.append(header.span)
         _ = try r.next()
     },
-    Trap("handshake message of 2^24 - 1 bytes", .decodeError) {
+    WireTrap("handshake message of 2^24 - 1 bytes", .decodeError) {
         var h = HandshakeReassembler()
         h.append([11, 0xFF, 0xFF, 0xFF])
         _ = try h.next()
     },
-    Trap("handshake message just above the default limit", .decodeError) {
+    WireTrap("handshake message just above the default limit", .decodeError) {
         var h = HandshakeReassembler()
         h.append([1, 0x01, 0x00, 0x01])
         _ = try h.next()
@@ -168,8 +168,8 @@ let traps: [Trap] = [
 
 @Suite("Wire: traps")
 struct WireTrapTests {
-    @Test("malformed input ends with the right alert", arguments: traps)
-    func trap(_ trap: Trap) {
+    @Test("malformed input ends with the right alert", arguments: wireTraps)
+    func trap(_ trap: WireTrap) {
         do {
             try trap.parse()
             Issue.record("parsed without error")

@@ -2,10 +2,27 @@
 // `init(parsing:)` (the data must be used up exactly) and `encode()` writes
 // the data back. Vector bounds from the RFCs are decode errors.
 
+/// A typed extension body: parses `Extension.data` and encodes it back.
+public protocol ExtensionBody: Hashable, Sendable {
+    /// Parses the extension data; it must be used up exactly.
+    init(parsing data: [UInt8]) throws(TLSError)
+    /// The encoded extension data.
+    func encode() -> [UInt8]
+}
+
+extension Array where Element == Extension {
+    /// The body of the extension of `type` parsed as `Body`, or nil when the
+    /// extension is absent; throws what the body's parser throws.
+    public func parse<Body: ExtensionBody>(_ type: ExtensionType, as body: Body.Type) throws(TLSError) -> Body? {
+        guard let e = first(type) else { return nil }
+        return try Body(parsing: e.data)
+    }
+}
+
 /// server_name (RFC 6066 §3) in the client's form: a ServerNameList with one
 /// host_name. The server acknowledges with empty data, which parses as
 /// `hostName == nil` and encodes back to empty data.
-public struct ServerNameList: Hashable, Sendable {
+public struct ServerNameList: ExtensionBody {
     /// name_type host_name(0), the only type defined.
     public static let hostNameType: UInt8 = 0
     /// The DNS name, ASCII, no trailing dot; nil for the server's empty acknowledgement.
@@ -51,7 +68,7 @@ public struct ServerNameList: Hashable, Sendable {
 }
 
 /// supported_groups (RFC 8446 §4.2.7): `NamedGroup named_group_list<2..2^16-1>`.
-public struct SupportedGroupsList: Hashable, Sendable {
+public struct SupportedGroupsList: ExtensionBody {
     /// The groups, in preference order.
     public var groups: [NamedGroup]
 
@@ -69,7 +86,7 @@ public struct SupportedGroupsList: Hashable, Sendable {
 
 /// signature_algorithms and signature_algorithms_cert (RFC 8446 §4.2.3):
 /// `SignatureScheme supported_signature_algorithms<2..2^16-2>`.
-public struct SignatureSchemeList: Hashable, Sendable {
+public struct SignatureSchemeList: ExtensionBody {
     /// The schemes, in preference order.
     public var schemes: [SignatureScheme]
 
@@ -87,7 +104,7 @@ public struct SignatureSchemeList: Hashable, Sendable {
 
 /// application_layer_protocol_negotiation (RFC 7301 §3.1):
 /// `ProtocolName protocol_name_list<2..2^16-1>`, `opaque ProtocolName<1..2^8-1>`.
-public struct ProtocolNameList: Hashable, Sendable {
+public struct ProtocolNameList: ExtensionBody {
     /// The protocol names ("h2", "http/1.1"), in preference order. The
     /// server's answer holds exactly one (checked by the engine).
     public var protocols: [[UInt8]]
@@ -123,7 +140,7 @@ public struct ProtocolNameList: Hashable, Sendable {
 
 /// supported_versions in a ClientHello (RFC 8446 §4.2.1):
 /// `ProtocolVersion versions<2..254>`.
-public struct SupportedVersionsClient: Hashable, Sendable {
+public struct SupportedVersionsClient: ExtensionBody {
     /// The offered versions, in preference order.
     public var versions: [ProtocolVersion]
 
@@ -151,7 +168,7 @@ public struct SupportedVersionsClient: Hashable, Sendable {
 
 /// supported_versions in a ServerHello or HelloRetryRequest (RFC 8446 §4.2.1):
 /// the selected version.
-public struct SupportedVersionsServer: Hashable, Sendable {
+public struct SupportedVersionsServer: ExtensionBody {
     /// The version the server selected (0x0304).
     public var selected: ProtocolVersion
 
@@ -202,7 +219,7 @@ public struct KeyShareEntry: Hashable, Sendable {
 
 /// key_share in a ClientHello (RFC 8446 §4.2.8): `KeyShareEntry client_shares<0..2^16-1>`.
 /// An empty list is allowed (the client asks for a HelloRetryRequest).
-public struct KeyShareClientHello: Hashable, Sendable {
+public struct KeyShareClientHello: ExtensionBody {
     /// The shares, in preference order.
     public var shares: [KeyShareEntry]
 
@@ -238,7 +255,7 @@ public struct KeyShareClientHello: Hashable, Sendable {
 }
 
 /// key_share in a ServerHello (RFC 8446 §4.2.8): the one share the server chose.
-public struct KeyShareServerHello: Hashable, Sendable {
+public struct KeyShareServerHello: ExtensionBody {
     /// The server's share.
     public var share: KeyShareEntry
 
@@ -261,7 +278,7 @@ public struct KeyShareServerHello: Hashable, Sendable {
 }
 
 /// key_share in a HelloRetryRequest (RFC 8446 §4.2.8): the group the client must use.
-public struct KeyShareHelloRetryRequest: Hashable, Sendable {
+public struct KeyShareHelloRetryRequest: ExtensionBody {
     /// The group the server asks for.
     public var selectedGroup: NamedGroup
 
@@ -285,7 +302,7 @@ public struct KeyShareHelloRetryRequest: Hashable, Sendable {
 
 /// cookie (RFC 8446 §4.2.2): `opaque cookie<1..2^16-1>`, sent in a
 /// HelloRetryRequest and echoed in the second ClientHello.
-public struct Cookie: Hashable, Sendable {
+public struct Cookie: ExtensionBody {
     /// The cookie bytes.
     public var cookie: [UInt8]
 
@@ -309,7 +326,7 @@ public struct Cookie: Hashable, Sendable {
 }
 
 /// psk_key_exchange_modes (RFC 8446 §4.2.9): `PskKeyExchangeMode ke_modes<1..255>`.
-public struct PSKKeyExchangeModes: Hashable, Sendable {
+public struct PSKKeyExchangeModes: ExtensionBody {
     /// psk_ke(0)
     public static let pskKE: UInt8 = 0
     /// psk_dhe_ke(1)
