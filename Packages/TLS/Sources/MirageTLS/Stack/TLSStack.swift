@@ -434,11 +434,17 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
         cancelTimers(s)
         s.failure = error
         s.phase = .failed
-        if case .alertReceived = error {
+        switch error {
+        case .alertReceived:
             statistics.alertsReceived += 1
             s.closeReason = .reset
-        } else {
-            if s.engine.hasOutput { statistics.alertsSent += 1 }
+        case .closed, .notReady:
+            // Misuse, not a protocol failure: the engine sends no alert.
+            s.closeReason = .aborted
+        default:
+            // The engine queued the alert `error.alert` (already taken
+            // with the output before this event was handled).
+            statistics.alertsSent += 1
             s.closeReason = .aborted
         }
         flushEngine(s)
