@@ -162,3 +162,28 @@ struct EngineHandshakeTests {
         #expect(throws: TLSError.self) { try connection.write([1].span) }
     }
 }
+
+@Suite("Engine: the tls-engine fuzz harness")
+struct EngineFuzzHarnessTests {
+    static func run(_ program: [UInt8]) -> FuzzReport { fuzzEngine(program.span) }
+
+    @Test("undisturbed, both sides complete over FuzzCrypto, also byte by byte and through a HelloRetryRequest")
+    func completes() {
+        for program: [UInt8] in [
+            [0, 7, 0, 7, 0, 7, 0, 6, 2, 6, 3, 7, 0, 7, 0],
+            [1, 7, 0, 7, 0, 7, 0, 7, 0, 6, 2, 7, 0],
+            [0] + Array(repeating: [UInt8]([0, 15, 1, 15]), count: 128).flatMap { $0 },
+        ] {
+            let report = Self.run(program)
+            #expect(report.decoded == 2, "\(report)")
+            #expect(report.error == nil, "\(report)")
+        }
+    }
+
+    @Test("a bit flipped in the server's flight ends the handshake with an alert, not with different data")
+    func flipped() {
+        let report = Self.run([0, 7, 0, 3, 40, 7, 0, 7, 0])
+        #expect(report.error != nil, "\(report)")
+        #expect(report.decoded == 0)
+    }
+}

@@ -16,6 +16,7 @@ import MirageTLS
 let fuzzTargets: [(name: String, run: @Sendable (Span<UInt8>) -> FuzzReport)] = [
     ("tls-record", fuzzRecords),
     ("tls-handshake", fuzzHandshake),
+    ("tls-engine", fuzzEngine),
 ]
 
 /// What a run saw; folded so the optimiser keeps every read.

@@ -38,12 +38,21 @@ extension TLSConnection {
             legacyCompressionMethods: [0],
             extensions: clientHelloExtensions(configuration, shares: shares, cookie: nil))
         let raw = outgoing(hello.encode())
+        let sentHello = noteSent(hello, raw: raw)
         appendTranscript(raw)
         // §5.1: the first ClientHello's record may say TLS 1.0 for old middleboxes.
         appendPlainRecord(.handshake, raw, version: .tls10)
         parameters = NegotiatedParameters(version: .tls13, cipherSuite: configuration.cipherSuites[0],
                                           serverName: configuration.serverName)
-        phase = .clientWaitServerHello(ClientHelloSent(hello: hello, shares: shares, retrySuite: nil))
+        phase = .clientWaitServerHello(ClientHelloSent(hello: sentHello, shares: shares, retrySuite: nil))
+    }
+
+    /// The hello as it went out: the one built, unless a test rewrote it.
+    func noteSent(_ hello: ClientHello, raw: [UInt8]) -> ClientHello {
+        var result = hello
+        if tamperWithOutgoingHandshake != nil, let parsed = try? ClientHello(parsing: Array(raw.dropFirst(4))) { result = parsed }
+        offeredExtensions = result.extensions.map { $0.type }
+        return result
     }
 
     func clientHelloExtensions(_ configuration: TLSClientConfiguration, shares: [any KeyExchange], cookie: [UInt8]?) -> [Extension] {
@@ -162,6 +171,7 @@ extension TLSConnection {
         var second = sent.hello
         second.extensions = clientHelloExtensions(configuration, shares: shares, cookie: cookie)
         let secondRaw = outgoing(second.encode())
+        second = noteSent(second, raw: secondRaw)
         appendTranscript(secondRaw)
         try requireRecordBoundary("HelloRetryRequest")
         if configuration.middleboxCompatibility { sendChangeCipherSpecOnce() }
@@ -174,6 +184,11 @@ extension TLSConnection {
     func clientReceivedEncryptedExtensions(_ message: EncryptedExtensions, raw: [UInt8]) throws(TLSError) {
         let configuration = try clientConfiguration()
         for ext in message.extensions {
+            guard offeredExtensions.contains(ext.type) else {
+                // §4.2: only extensions the client offered may come back.
+                if TLSConnection.encryptedExtensionsAllowed.contains(ext.type) { throw .unsupportedExtension(ext.type) }
+                throw .illegalParameter("\(ext.type) is not allowed in EncryptedExtensions")
+            }
             guard TLSConnection.encryptedExtensionsAllowed.contains(ext.type) else {
                 if ext.type == .keyShare || ext.type == .supportedVersions || ext.type == .signatureAlgorithms
                     || ext.type == .preSharedKey || ext.type == .cookie || ext.type == .pskKeyExchangeModes {
@@ -183,10 +198,8 @@ extension TLSConnection {
             }
             switch ext.type {
             case .serverName:
-                guard TLSConnection.sniName(configuration.serverName) != nil else { throw .unsupportedExtension(ext.type) }
                 guard ext.data.isEmpty else { throw .decodeError("server_name in EncryptedExtensions must be empty") }
             case .alpn:
-                guard !configuration.applicationProtocols.isEmpty else { throw .unsupportedExtension(ext.type) }
                 let list = try ProtocolNameList(parsing: ext.data).protocols
                 // RFC 7301 §3.1: exactly one protocol, one the client offered.
                 guard list.count == 1, let chosen = configuration.applicationProtocols.first(where: { Array($0.utf8) == list[0] }) else {
@@ -195,6 +208,14 @@ extension TLSConnection {
                 parameters?.applicationProtocol = chosen
             case .supportedGroups:
                 break  // the server's preferences, informational (§4.2.7)
+            case .recordSizeLimit:
+                // RFC 8449 §4: a limit of at least 64 on the plaintext we
+                // send, counting the content type byte in TLS 1.3.
+                var reader = ByteReader(ext.data)
+                let limit = Int(try reader.readUInt16())
+                try reader.expectEnd("record_size_limit")
+                guard limit >= 64 else { throw .illegalParameter("record_size_limit below 64") }
+                sendFragmentLimit = min(TLSConnection.maximumFragment, limit - 1)
             default:
                 throw .unsupportedExtension(ext.type)  // only ones we never offer remain
             }
@@ -244,7 +265,8 @@ extension TLSConnection {
         let configuration = try clientConfiguration()
         guard let schedule, let suite = parameters?.cipherSuite else { throw .internalError("no key schedule") }
         let expected = schedule.finishedVerifyData(trafficSecret: serverHandshakeSecret, transcriptHash: try transcriptHash())
-        guard TLSConnection.constantTimeEqual(expected, message.verifyData) else {
+        try checkFinishedLength(message)
+        guard constantTimeEqual(expected, message.verifyData) else {
             throw .decryptError("the server's Finished does not verify")
         }
         peerFinished = true

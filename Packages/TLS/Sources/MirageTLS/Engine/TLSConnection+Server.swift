@@ -125,8 +125,9 @@ extension TLSConnection {
             legacyVersion: .tls12, random: entropy.bytes(32), legacySessionIDEcho: hello.legacySessionID,
             cipherSuite: suite, legacyCompressionMethod: 0,
             extensions: [
-                Extension(type: .supportedVersions, data: SupportedVersionsServer(selected: .tls13).encode()),
+                // The order RFC 8448's traces show; the RFC itself sets none.
                 Extension(type: .keyShare, data: KeyShareServerHello(share: KeyShareEntry(group: ours.group, keyExchange: ours.publicKey)).encode()),
+                Extension(type: .supportedVersions, data: SupportedVersionsServer(selected: .tls13).encode()),
             ])
         let serverHelloRaw = outgoing(serverHello.encode())
         appendTranscript(serverHelloRaw)
@@ -195,7 +196,8 @@ extension TLSConnection {
     }
 
     func serverReceivedFinished(_ message: Finished, raw: [UInt8], expected: [UInt8]) throws(TLSError) {
-        guard TLSConnection.constantTimeEqual(expected, message.verifyData) else {
+        try checkFinishedLength(message)
+        guard constantTimeEqual(expected, message.verifyData) else {
             throw .decryptError("the client's Finished does not verify")
         }
         guard let suite = parameters?.cipherSuite else { throw .internalError("no suite") }

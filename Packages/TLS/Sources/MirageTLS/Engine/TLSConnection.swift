@@ -113,6 +113,12 @@ public final class TLSConnection {
     var skippingEarlyData = false
     /// Records in a row that carried nothing (CCS, empty application data).
     var emptyRecords = 0
+    /// Client: the extension types of the ClientHello sent; the server may
+    /// only answer those (§4.2).
+    var offeredExtensions: [ExtensionType] = []
+    /// Largest plaintext per record we send: ours, or less when the peer set
+    /// a record_size_limit (RFC 8449 §4).
+    var sendFragmentLimit = TLSConnection.maximumFragment
     /// Tests only (`@testable`): rewrites each handshake message this side
     /// sends before it enters the transcript, to play a misbehaving peer.
     var tamperWithOutgoingHandshake: (([UInt8]) -> [UInt8])?
@@ -204,7 +210,7 @@ public final class TLSConnection {
             throw .notReady("the handshake is not complete")
         }
         guard !sentCloseNotify else { throw .closed }
-        let fragment = max(1, min(limits.maximumRecordPlaintext, TLSConnection.maximumFragment))
+        let fragment = max(1, min(limits.maximumRecordPlaintext, sendFragmentLimit))
         var offset = 0
         while offset < plaintext.count {
             let end = min(plaintext.count, offset + fragment)
@@ -323,6 +329,8 @@ public final class TLSConnection {
                 }
                 throw .unexpectedMessage("content type \(header.contentType.rawValue) before encryption")
             }
+            // §5.1: an unprotected record carries at most 2^14 bytes.
+            guard fragment.count <= RecordHeader.maximumPlaintextLength else { throw .recordOverflow(length: fragment.count) }
             contentType = header.contentType
             plaintext = fragment
         }
@@ -574,11 +582,11 @@ public final class TLSConnection {
         return content
     }
 
-    /// Compares secrets without stopping at the first difference.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for i in a.indices { difference |= a[i] ^ b[i] }
-        return difference == 0
+    /// A Finished is as long as the suite's hash (§4.4.4); another length
+    /// is malformed rather than wrong.
+    func checkFinishedLength(_ message: Finished) throws(TLSError) {
+        guard let hash = parameters?.cipherSuite.hash, message.verifyData.count == hash.outputLength else {
+            throw .decodeError("Finished of \(message.verifyData.count) bytes")
+        }
     }
 }
