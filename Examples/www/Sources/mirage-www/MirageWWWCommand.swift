@@ -1,9 +1,11 @@
 import ArgumentParser
+import Foundation
 import Glibc
 import MirageCommandLine
 import MirageDevices
 import MirageHTTP
 import MiragePlatform
+import MirageTLSCrypto
 import MirageWWW
 import MirageWWWSite
 
@@ -22,12 +24,18 @@ struct MirageWWWCommand: ParsableCommand {
             stack; without --tap it makes its own network namespace and tap device and prints the \
             address and a curl command that reaches it. The files are compiled into the program \
             (Examples/www/Sources/MirageWWWSite/Site); --site DIR serves a directory instead, read \
-            on every request, for editing the deck. SIGUSR1 prints a status line; stop with Ctrl-C \
-            or SIGTERM.
+            on every request, for editing the deck. With --tls it serves HTTPS (TLS 1.3, MirageTLS) \
+            instead, on port \(defaultTLSSocketPort) (socket) or \(defaultTLSTapPort) (tap) by default, \
+            with the certificate chain and key of --cert and --key (PEM), or without them a \
+            development certificate made at start for localhost, 127.0.0.1 and the stack's \
+            addresses, whose SHA-256 fingerprint it prints. SIGUSR1 prints a status line; stop with \
+            Ctrl-C or SIGTERM.
             """)
 
     static let defaultSocketPort: UInt16 = 8080
     static let defaultTapPort: UInt16 = 80
+    static let defaultTLSSocketPort: UInt16 = 8443
+    static let defaultTLSTapPort: UInt16 = 443
 
     @OptionGroup var network: MirageOptions
     @OptionGroup var port: PortOption
@@ -38,8 +46,19 @@ struct MirageWWWCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Most connections served at once.", valueName: "n"))
     var maximumConnections: Int = 1024
 
+    @Flag(help: "Serve HTTPS (TLS 1.3) instead of plain HTTP.")
+    var tls = false
+
+    @Option(help: ArgumentHelp("With --tls: the certificate chain, PEM, leaf first (default: a development certificate).", valueName: "file"))
+    var cert: String?
+
+    @Option(help: ArgumentHelp("With --tls: the private key of --cert, PEM (PKCS#8, SEC1 or PKCS#1).", valueName: "file"))
+    var key: String?
+
     func validate() throws {
         guard maximumConnections > 0 else { throw ValidationError("--maximum-connections must be positive") }
+        guard (cert == nil) == (key == nil) else { throw ValidationError("--cert and --key go together") }
+        guard tls || cert == nil else { throw ValidationError("--cert and --key need --tls") }
     }
 
     func run() throws {
@@ -77,12 +96,79 @@ struct MirageWWWCommand: ParsableCommand {
     }
 
     private func serve<S: Stack, Store: KeyValueStore>(on stack: S, store: Store, loop: EventLoop, setup: NetworkSetup) throws {
+        guard tls else {
+            try serveHTTP(on: stack, store: store, loop: loop, setup: setup, tlsStatus: nil)
+            return
+        }
+        // HTTPS: the same server over a TLSStack wrapping the chosen stack.
+        // A server checks no certificates (no client authentication), so it
+        // needs no verifier.
+        let certified: CertifiedKey
+        do {
+            certified = try loadCertificate(setup: setup, stack: stack)
+        } catch {
+            writeLine("mirage-www: error: \(error.message)", to: STDERR_FILENO)
+            if case .tap(let tap) = setup { tap.shutdown() }
+            throw ExitCode(2)
+        }
+        var server = TLSServerConfiguration(certificates: [certified])
+        server.applicationProtocols = ["http/1.1"]
+        let tlsStack = TLSStack(base: stack, server: server, crypto: SwiftCryptoProvider(), verifier: nil,
+                                entropy: SystemEntropy(), timers: loop, clock: loop)
+        try serveHTTP(on: tlsStack, store: store, loop: loop, setup: setup, tlsStatus: {
+            let t = tlsStack.statistics
+            return "; tls \(t.handshakesCompleted) handshakes, \(t.handshakesFailed) failed (\(t.handshakeTimeouts) timeouts), "
+                + "alerts \(t.alertsSent) sent \(t.alertsReceived) received"
+        })
+    }
+
+    /// A message for the command line.
+    struct SetupFailure: Error {
+        var message: String
+    }
+
+    /// The chain and key of --cert/--key, or a development certificate for
+    /// localhost, 127.0.0.1 and the stack's addresses (its fingerprint printed).
+    private func loadCertificate<S: Stack>(setup: NetworkSetup, stack: S) throws(SetupFailure) -> CertifiedKey {
+        if let cert, let key {
+            let chainPEM: String
+            let keyPEM: String
+            do {
+                chainPEM = try String(contentsOfFile: cert, encoding: .utf8)
+                keyPEM = try String(contentsOfFile: key, encoding: .utf8)
+            } catch {
+                throw SetupFailure(message: "cannot read --cert/--key: \(error.localizedDescription)")
+            }
+            do {
+                return try CertifiedKey.load(certificateChainPEM: chainPEM, privateKeyPEM: keyPEM)
+            } catch {
+                throw SetupFailure(message: "cannot load \(cert) and \(key): \(error)")
+            }
+        }
+        var addresses = ["127.0.0.1"]
+        if case .tap = setup {
+            for address in stack.localAddresses where !addresses.contains("\(address)") { addresses.append("\(address)") }
+        }
+        do {
+            let made = try DevelopmentCertificate.make(names: ["localhost"], ipAddresses: addresses)
+            writeLine("tls: development certificate for localhost, \(addresses.joined(separator: ", ")) (self-signed, 30 days)",
+                      to: STDOUT_FILENO)
+            writeLine("tls: SHA-256 fingerprint \(made.sha256Fingerprint)", to: STDOUT_FILENO)
+            return made.key
+        } catch {
+            throw SetupFailure(message: "cannot make a development certificate: \(error)")
+        }
+    }
+
+    private func serveHTTP<S: Stack, Store: KeyValueStore>(on stack: S, store: Store, loop: EventLoop, setup: NetworkSetup,
+                                                           tlsStatus: (() -> String)?) throws {
         var configuration: WWWConfiguration
         switch setup {
         case .socket:
-            configuration = WWWConfiguration(port: port.resolved(default: Self.defaultSocketPort), address: .v4(.loopback))
+            let port = port.resolved(default: tls ? Self.defaultTLSSocketPort : Self.defaultSocketPort)
+            configuration = WWWConfiguration(port: port, address: .v4(.loopback))
         case .tap(let tap):
-            configuration = WWWConfiguration(port: port.resolved(default: Self.defaultTapPort), address: nil)
+            configuration = WWWConfiguration(port: port.resolved(default: tls ? Self.defaultTLSTapPort : Self.defaultTapPort), address: nil)
             for line in tap.summary { writeLine(line, to: STDOUT_FILENO) }
         }
         configuration.http.maximumConnections = maximumConnections
@@ -97,33 +183,38 @@ struct MirageWWWCommand: ParsableCommand {
             if case .tap(let tap) = setup { tap.shutdown() }
             throw ExitCode(1)
         }
-        signals.onSignal(SIGUSR1) { writeLine("status: " + server.status, to: STDOUT_FILENO) }
+        let status = { server.status + (tlsStatus?() ?? "") }
+        signals.onSignal(SIGUSR1) { writeLine("status: " + status(), to: STDOUT_FILENO) }
         let files = store.keys(withPrefix: "").count
-        for line in Self.reachability(endpoint: endpoint, setup: setup, stack: stack) {
+        for line in Self.reachability(endpoint: endpoint, setup: setup, stack: stack, tls: tls, selfSigned: tls && cert == nil) {
             writeLine(line + (line.hasPrefix("serving") ? " (\(files) files)" : ""), to: STDOUT_FILENO)
         }
 
         let end = try runUntilSignal(loop, signals: signals, setup: setup, program: "mirage-www",
-                                     status: { server.status }, stop: { server.stop() })
+                                     status: status, stop: { server.stop() })
         writeLine("stopped by signal \(end.signal): \(end.atStop)", to: STDOUT_FILENO)
     }
 
-    /// "serving http://…/" and, for our own stack in its own namespace, the
-    /// command that reaches it.
-    static func reachability<S: Stack>(endpoint: Endpoint?, setup: NetworkSetup, stack: S) -> [String] {
+    /// "serving http://…/" (https with --tls) and, for our own stack in its
+    /// own namespace, the command that reaches it.
+    static func reachability<S: Stack>(endpoint: Endpoint?, setup: NetworkSetup, stack: S, tls: Bool, selfSigned: Bool) -> [String] {
         guard let endpoint else { return ["serving (no endpoint?)"] }
+        let scheme = tls ? "https" : "http"
+        let defaultPort: UInt16 = tls ? 443 : 80
+        // A development certificate is self-signed: curl needs -k (check the fingerprint by hand).
+        let curl = selfSigned ? "curl -k" : "curl"
         switch setup {
         case .socket:
-            return ["serving http://\(endpoint)/"]
+            return ["serving \(scheme)://\(endpoint)/"]
         case .tap(let tap):
             var lines: [String] = []
             for address in stack.localAddresses {
-                let url = endpoint.port == 80 ? "http://\(address)/" : "http://\(address):\(endpoint.port)/"
+                let url = endpoint.port == defaultPort ? "\(scheme)://\(address)/" : "\(scheme)://\(address):\(endpoint.port)/"
                 lines.append("serving \(url)")
                 if let namespace = tap.namespace {
-                    lines.append("  curl: ip netns exec \(namespace) curl \(url)")
+                    lines.append("  curl: ip netns exec \(namespace) \(curl) \(url)")
                 } else {
-                    lines.append("  curl: curl \(url)")
+                    lines.append("  curl: \(curl) \(url)")
                 }
             }
             if lines.isEmpty { lines.append("serving on port \(endpoint.port) once an address is configured (DHCP)") }
