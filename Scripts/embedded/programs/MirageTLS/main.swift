@@ -4,7 +4,10 @@
 // deterministic stand-in provider: the engine needs nothing of swift-crypto,
 // so another provider can serve it on bare metal): a full handshake, one
 // through a HelloRetryRequest, data both ways in small pieces, KeyUpdate,
-// close_notify, and a tampered record ending in bad_record_mac.
+// close_notify, and a tampered record ending in bad_record_mac; then a
+// TLSStack<FakeStack> server (the generic wrapper, specialised here) serving
+// an application through a handshake, data both ways and close_notify, and
+// its handshake timeout.
 // `mirage_main` returns the number of failed checks (0 = pass).
 
 import MirageDevices
@@ -123,6 +126,75 @@ func checkTampering(_ report: Report) {
     report.expect(server.failure == .alertReceived(.badRecordMAC), "the peer hears bad_record_mac")
 }
 
+/// The application behind the TLS stack: what it saw.
+final class App: TCPHandler {
+    var accepted: [ConnectionID] = []
+    var received: [UInt8] = []
+    var ended = 0
+    var closed: [CloseReason] = []
+    func connectionAccepted(_ connection: ConnectionID, listener: ListenerID) { accepted.append(connection) }
+    func connectionEstablished(_ connection: ConnectionID) {}
+    func received(_ bytes: Span<UInt8>, on connection: ConnectionID) { received.append(span: bytes) }
+    func endOfStream(on connection: ConnectionID) { ended += 1 }
+    func writable(_ connection: ConnectionID) {}
+    func connectionClosed(_ connection: ConnectionID, reason: CloseReason) { closed.append(reason) }
+}
+
+func checkStack(_ report: Report) {
+    let (client, _) = makePair(retry: false)
+    let certificate = CertifiedKey(chain: [[0x30, 0x03, 0x02, 0x01, 0x01]], key: FuzzCrypto.Signer(), serverNames: ["embedded.test"])
+    var configuration = TLSServerConfiguration(certificates: [certificate])
+    configuration.signatureSchemes = [.ed25519]
+    let base = FakeStack()
+    let clock = ManualClock()
+    let timers = ManualTimerScheduler(clock: clock)
+    let tls = TLSStack(base: base, server: configuration, crypto: FuzzCrypto(), verifier: nil, entropy: SeededEntropy(seed: 5),
+                       timers: timers, clock: clock)
+    let app = App()
+    guard let listener = try? tls.listen(port: 443, address: nil, backlog: 8, handler: app) else {
+        report.expect(false, "listen")
+        return
+    }
+    let connection = ConnectionID(rawValue: 40)
+    tls.connectionAccepted(connection, listener: listener)
+    report.expect(app.accepted.isEmpty, "not accepted before the handshake")
+    client.connection.start()
+    for _ in 0..<8 {
+        let out = client.connection.takeOutput()
+        if !out.isEmpty { tls.received(out.span, on: connection) }
+        let back = base.take(connection)
+        if !back.isEmpty { client.connection.receive(back.span); client.drain() }
+        if out.isEmpty && back.isEmpty { break }
+    }
+    report.expect(client.completed, "client handshake over the stack")
+    report.expect(app.accepted == [connection], "accepted after the handshake")
+    do throws(TLSError) {
+        try client.connection.write(bytes("GET / HTTP/1.1\r\n\r\n").span)
+    } catch {
+        report.expect(false, "client write")
+    }
+    tls.received(client.connection.takeOutput().span, on: connection)
+    report.expect(app.received == bytes("GET / HTTP/1.1\r\n\r\n"), "request through the stack")
+    let written = (try? tls.write(bytes("HTTP/1.1 204 No Content\r\n\r\n").span, on: connection)) ?? -1
+    report.expect(written == 27, "response accepted")
+    client.connection.receive(base.take(connection).span)
+    client.drain()
+    report.expect(client.received == bytes("HTTP/1.1 204 No Content\r\n\r\n"), "response through the stack")
+    tls.close(connection)
+    client.connection.receive(base.take(connection).span)
+    client.drain()
+    report.expect(client.closed, "close_notify from the stack")
+    report.expect(tls.negotiated(of: connection)?.cipherSuite == .aes128GCMSHA256 || base.closed.contains(connection), "negotiated or closed")
+
+    // A client that never speaks is dropped when the handshake timeout fires.
+    let silent = ConnectionID(rawValue: 41)
+    tls.connectionAccepted(silent, listener: listener)
+    timers.run(until: clock.now() + .seconds(31))
+    report.expect(base.aborted.contains(silent) || base.closed.contains(silent), "silent client dropped after the timeout")
+    report.expect(app.accepted == [connection], "the silent client never reached the application")
+    report.expect(tls.statistics.handshakesCompleted == 1, "one handshake counted")
+}
+
 @_cdecl("mirage_main")
 public func mirageMain() -> Int32 {
     let report = Report()
@@ -130,6 +202,7 @@ public func mirageMain() -> Int32 {
     checkHandshake(report, retry: false, piece: 3)
     checkHandshake(report, retry: true, piece: 64)
     checkTampering(report)
+    checkStack(report)
     print("MirageTLS: \(report.checks) checks, \(report.failed) failed, digest \(report.digest)")
     return Int32(report.failed)
 }
