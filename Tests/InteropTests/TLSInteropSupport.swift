@@ -199,6 +199,8 @@ final class TLSClientProbe: TCPHandler {
     let loop: EventLoop
     let message: [UInt8]
     let closeAfter: Int?
+    /// Sends a KeyUpdate asking for the peer's before the message.
+    var updateKeysFirst = false
     var record = TLSConnectionRecord()
 
     init(stack: TLSStack<SocketStack>, loop: EventLoop, message: String, closeAfter: Int?) {
@@ -221,6 +223,13 @@ final class TLSClientProbe: TCPHandler {
     func connectionEstablished(_ connection: ConnectionID) {
         record.connected = true
         record.negotiated = stack.negotiated(of: connection)
+        if updateKeysFirst {
+            do throws(DeviceError) {
+                try stack.updateKeys(on: connection, requestPeerUpdate: true)
+            } catch {
+                Issue.record("updateKeys: \(error)")
+            }
+        }
         let bytes = message
         let written = (try? stack.write(bytes.span, on: connection)) ?? -1
         if written != bytes.count { Issue.record("write took \(written) of \(bytes.count) bytes") }

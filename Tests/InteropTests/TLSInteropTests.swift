@@ -87,6 +87,28 @@ struct TLSInteropTests {
         #expect(stack.statistics.handshakesCompleted == 1 && stack.statistics.handshakesFailed == 0, "\(stack.statistics)")
     }
 
+    @Test("KeyUpdate both ways: ours asks s_server for its own, and its answer arrives under its new keys")
+    func keyUpdate() throws {
+        let pki = try testPKI()
+        let port = try freeLoopbackPort()
+        let server = try startOpenSSLServer(
+            port: port, certificate: pki.certificate("ecdsa"), key: pki.key("ecdsa"), extra: ["-rev", "-msg"])
+        defer { _ = server.terminate(grace: 2) }
+        let loop = try EventLoop()
+        let stack = try makeTLSStack(loop: loop, client: TLSClientConfiguration(serverName: "localhost"), caPEM: pki.caPEM)
+        let message = "keys updated\n"
+        let probe = TLSClientProbe(stack: stack, loop: loop, message: message, closeAfter: message.utf8.count)
+        probe.updateKeysFirst = true
+        let record = try probe.run(port: port, serverName: "localhost")
+        #expect(record.failure == nil, "\(String(describing: record.failure))")
+        #expect(record.text == "detadpu syek\n", "received \(record.text.debugDescription)")
+        #expect(server.wait(timeout: 10) != nil, "s_server did not end after our close")
+        let out = server.output().stdout
+        // -msg: "<<<" what s_server read (our KeyUpdate), ">>>" what it sent (its own).
+        #expect(out.contains("<<< TLS 1.3, Handshake [length 0005], KeyUpdate"), "\(out)")
+        #expect(out.contains(">>> TLS 1.3, Handshake [length 0005], KeyUpdate"), "\(out)")
+    }
+
     @Test("HelloRetryRequest: our client offers an X25519 share only, s_server takes P-256 only")
     func helloRetryRequest() throws {
         let pki = try testPKI()

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import Glibc
 import MirageCommandLine
 import MirageDevices
@@ -131,16 +130,8 @@ struct MirageWWWCommand: ParsableCommand {
     /// localhost, 127.0.0.1 and the stack's addresses (its fingerprint printed).
     private func loadCertificate<S: Stack>(setup: NetworkSetup, stack: S) throws(SetupFailure) -> CertifiedKey {
         if let cert, let key {
-            let chainPEM: String
-            let keyPEM: String
-            do {
-                chainPEM = try String(contentsOfFile: cert, encoding: .utf8)
-                keyPEM = try String(contentsOfFile: key, encoding: .utf8)
-            } catch {
-                throw SetupFailure(message: "cannot read --cert/--key: \(error.localizedDescription)")
-            }
-            do {
-                return try CertifiedKey.load(certificateChainPEM: chainPEM, privateKeyPEM: keyPEM)
+            do throws(TLSError) {
+                return try CertifiedKey.load(certificateChainFile: cert, privateKeyFile: key)
             } catch {
                 throw SetupFailure(message: "cannot load \(cert) and \(key): \(error)")
             }
