@@ -124,23 +124,23 @@ public final class TLSConnection {
     var tamperWithOutgoingHandshake: (([UInt8]) -> [UInt8])?
 
     /// A client connection; call `start()` to produce the ClientHello.
-    public init(client configuration: TLSClientConfiguration, crypto: any CryptoProvider, entropy: any EntropySource) {
-        role = .client(configuration)
-        self.crypto = crypto
-        self.entropy = entropy
-        limits = configuration.limits
-        handshakeMessages = HandshakeReassembler(maximumMessageSize: configuration.limits.maximumHandshakeMessageSize)
-        phase = .clientStart
+    public convenience init(client configuration: TLSClientConfiguration, crypto: any CryptoProvider, entropy: any EntropySource) {
+        self.init(role: .client(configuration), limits: configuration.limits, phase: .clientStart, crypto: crypto, entropy: entropy)
     }
 
     /// A server connection; it waits for the client's hello.
-    public init(server configuration: TLSServerConfiguration, crypto: any CryptoProvider, entropy: any EntropySource) {
-        role = .server(configuration)
+    public convenience init(server configuration: TLSServerConfiguration, crypto: any CryptoProvider, entropy: any EntropySource) {
+        self.init(role: .server(configuration), limits: configuration.limits, phase: .serverWaitClientHello(nil),
+                  crypto: crypto, entropy: entropy)
+    }
+
+    init(role: Role, limits: TLSLimits, phase: Phase, crypto: any CryptoProvider, entropy: any EntropySource) {
+        self.role = role
+        self.limits = limits
+        self.phase = phase
         self.crypto = crypto
         self.entropy = entropy
-        limits = configuration.limits
-        handshakeMessages = HandshakeReassembler(maximumMessageSize: configuration.limits.maximumHandshakeMessageSize)
-        phase = .serverWaitClientHello(nil)
+        handshakeMessages = HandshakeReassembler(maximumMessageSize: limits.maximumHandshakeMessageSize)
     }
 
     // MARK: - The driver's side
