@@ -298,4 +298,105 @@ struct EngineTrapTests {
         pair.run()
         Self.expect(pair, client: .alertReceived(.protocolVersion), server: .protocolVersion("the client does not offer TLS 1.3"))
     }
+
+    @Test("a HelloRetryRequest cookie too large to echo fails the client cleanly (illegal_parameter), no trap")
+    func hugeCookie() {
+        var client = TLSClientConfiguration(serverName: "localhost")
+        client.groups = [.x25519, .secp256r1]
+        client.keyShareGroups = [.x25519]
+        client.limits.maximumHandshakeMessageSize = 200_000
+        var server = TLSServerConfiguration(certificates: [TestCredentials.leaf(.p256)])
+        server.groups = [.secp256r1]
+        let pair = ConnectionPair(client: client, server: server)
+        pair.server.tamperWithOutgoingHandshake = Self.rewriteServerHello { hello in
+            guard hello.isHelloRetryRequest else { return }
+            hello.extensions.append(Extension(type: .cookie, data: Cookie(cookie: [UInt8](repeating: 7, count: 65_500)).encode()))
+        }
+        pair.run()
+        #expect(ConnectionPair.failure(pair.clientEvents) == .illegalParameter("a HelloRetryRequest cookie of 65500 bytes does not fit a ClientHello"))
+    }
+
+    @Test("records after close_notify are ignored, even in the same batch (RFC 8446 §6.1)")
+    func dataAfterCloseNotify() throws {
+        let pair = Self.pair()
+        pair.run()
+        pair.server.close()
+        let closeRecord = pair.server.takeOutput()
+        // Play a peer that goes on sending after its close_notify.
+        var protection = try #require(pair.server.writeProtection)
+        let late = try protection.seal(contentType: .applicationData, plaintext: [1, 2, 3], padding: 0)
+        pair.client.receive((closeRecord + late).span)
+        pair.drain(pair.client, into: &pair.clientEvents)
+        #expect(pair.clientEvents.last == .closeNotify)
+        #expect(ConnectionPair.data(pair.clientEvents).isEmpty)
+        #expect(ConnectionPair.failure(pair.clientEvents) == nil)
+    }
+
+    @Test("several KeyUpdate requests received together get one KeyUpdate back (RFC 8446 §4.6.3)")
+    func keyUpdatesCoalesced() throws {
+        let pair = Self.pair()
+        pair.run()
+        for _ in 0..<3 { try pair.client.updateKeys(requestPeerUpdate: true) }
+        pair.server.receive(pair.client.takeOutput().span)
+        pair.drain(pair.server, into: &pair.serverEvents)
+        let answer = pair.server.takeOutput()
+        #expect(answer.count == 5 + 5 + 1 + 16, "one KeyUpdate record, not three: \(answer.count) bytes")
+        pair.client.receive(answer.span)
+        try pair.send([42], from: pair.server)
+        try pair.send([43], from: pair.client)
+        #expect(ConnectionPair.data(pair.clientEvents) == [42])
+        #expect(ConnectionPair.data(pair.serverEvents) == [43])
+    }
+
+    @Test("close_notify during the handshake ends it rather than leaving it waiting")
+    func closeNotifyDuringHandshake() {
+        let pair = Self.pair()
+        pair.client.start()
+        pair.server.receive(pair.client.takeOutput().span)
+        pair.drain(pair.server, into: &pair.serverEvents)
+        _ = pair.server.takeOutput()
+        pair.server.receive([21, 3, 3, 0, 2, 1, 0].span)
+        pair.drain(pair.server, into: &pair.serverEvents)
+        #expect(ConnectionPair.failure(pair.serverEvents) == .alertReceived(.closeNotify))
+        #expect(pair.server.isEnded)
+        #expect(!pair.server.hasOutput, "no alert answers a close_notify")
+    }
+
+    @Test("a change_cipher_spec between the fragments of a handshake message: unexpected_message (§5.1)")
+    func changeCipherSpecInsideMessage() {
+        let pair = Self.pair()
+        pair.client.start()
+        let record = pair.client.takeOutput()
+        let message = Array(record.dropFirst(5))
+        let first = [22, 3, 1, 0, 10] + Array(message.prefix(10))
+        let rest = Array(message.dropFirst(10))
+        let second = [22, 3, 3, UInt8(rest.count >> 8), UInt8(rest.count & 0xFF)] + rest
+        pair.server.receive((first + [20, 3, 3, 0, 1, 1] + second).span)
+        pair.drain(pair.server, into: &pair.serverEvents)
+        guard case .unexpectedMessage = ConnectionPair.failure(pair.serverEvents) else {
+            Issue.record("server: \(String(describing: ConnectionPair.failure(pair.serverEvents)))")
+            return
+        }
+    }
+
+    @Test("pre_shared_key without psk_key_exchange_modes: missing_extension (§4.2.9)")
+    func pskWithoutModes() {
+        let pair = Self.pair()
+        pair.client.tamperWithOutgoingHandshake = Self.rewriteClientHello { hello in
+            hello.extensions.append(Extension(type: .preSharedKey, data: [0, 7, 0, 1, 9, 0, 0, 0, 0, 0, 33, 32] + [UInt8](repeating: 1, count: 32)))
+        }
+        pair.run()
+        Self.expect(pair, client: .alertReceived(.missingExtension), server: .missingExtension(.pskKeyExchangeModes))
+    }
+
+    @Test("an unsolicited extension in EncryptedExtensions: unsupported_extension")
+    func unsolicitedEncryptedExtension() {
+        let pair = Self.pair()
+        pair.server.tamperWithOutgoingHandshake = Self.on(.encryptedExtensions) { _ in
+            EncryptedExtensions(extensions: [Extension(type: .alpn, data: ProtocolNameList(protocols: [Array("h2".utf8)]).encode())]).encode()
+        }
+        pair.run()
+        #expect(ConnectionPair.failure(pair.clientEvents) == .unsupportedExtension(.alpn))
+        #expect(ConnectionPair.failure(pair.serverEvents) == .alertReceived(.unsupportedExtension))
+    }
 }

@@ -210,8 +210,25 @@ struct StackTests {
         _ = try pair.connect()
         pair.network.run()
         #expect(pair.clientApp.toSend.isEmpty)
-        #expect((pair.clientApp.firstWriteTook ?? 0) <= 20_000, "the first write is cut at the limit")
+        // Cut at the limit: what the base took (4,096) plus what stays pending (≤ 20,000).
+        #expect((pair.clientApp.firstWriteTook ?? 0) <= 20_000 + 4_096, "the first write is cut at the limit")
         #expect(pair.clientApp.writableCount > 0)
+        #expect(pair.serverApp.received == data)
+    }
+
+    @Test("a write larger than the pending limit is taken whole when the base stack takes every record (no writable owed)")
+    func largeWriteWithRoom() throws {
+        var configuration = TLSStackConfiguration()
+        configuration.maximumPendingCiphertext = 20_000
+        let pair = try StackPair(configuration: configuration)
+        pair.verifier.answer = .trusted
+        pair.serverApp.echo = false
+        let data = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        pair.clientApp.toSend = data
+        _ = try pair.connect()
+        pair.network.run()
+        #expect(pair.clientApp.firstWriteTook == data.count, "the whole write is taken at once")
+        #expect(pair.clientApp.toSend.isEmpty)
         #expect(pair.serverApp.received == data)
     }
 

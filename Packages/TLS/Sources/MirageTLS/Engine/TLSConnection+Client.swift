@@ -170,6 +170,13 @@ extension TLSConnection {
         appendTranscript(raw)
         var second = sent.hello
         second.extensions = clientHelloExtensions(configuration, shares: shares, cookie: cookie)
+        // The peer chose the cookie's size: the rebuilt extension block must
+        // still fit its 16-bit length (§4.2), or the hello cannot be sent.
+        var extensionBytes = 0
+        for ext in second.extensions { extensionBytes += 4 + ext.data.count }
+        guard extensionBytes <= 0xFFFF else {
+            throw .illegalParameter("a HelloRetryRequest cookie of \(cookie?.count ?? 0) bytes does not fit a ClientHello")
+        }
         let secondRaw = outgoing(second.encode())
         second = noteSent(second, raw: secondRaw)
         appendTranscript(secondRaw)
@@ -184,17 +191,12 @@ extension TLSConnection {
     func clientReceivedEncryptedExtensions(_ message: EncryptedExtensions, raw: [UInt8]) throws(TLSError) {
         let configuration = try clientConfiguration()
         for ext in message.extensions {
-            guard offeredExtensions.contains(ext.type) else {
-                // §4.2: only extensions the client offered may come back.
-                if TLSConnection.encryptedExtensionsAllowed.contains(ext.type) { throw .unsupportedExtension(ext.type) }
-                throw .illegalParameter("\(ext.type) is not allowed in EncryptedExtensions")
-            }
+            // §4.2: only extensions the client offered may come back
+            // (unsupported_extension); an offered one that does not belong
+            // in EncryptedExtensions is illegal_parameter.
+            guard offeredExtensions.contains(ext.type) else { throw .unsupportedExtension(ext.type) }
             guard TLSConnection.encryptedExtensionsAllowed.contains(ext.type) else {
-                if ext.type == .keyShare || ext.type == .supportedVersions || ext.type == .signatureAlgorithms
-                    || ext.type == .preSharedKey || ext.type == .cookie || ext.type == .pskKeyExchangeModes {
-                    throw .illegalParameter("\(ext.type) is not allowed in EncryptedExtensions")
-                }
-                throw .unsupportedExtension(ext.type)
+                throw .illegalParameter("\(ext.type) is not allowed in EncryptedExtensions")
             }
             switch ext.type {
             case .serverName:
@@ -226,7 +228,8 @@ extension TLSConnection {
 
     func clientReceivedCertificateRequest(_ request: CertificateRequest, raw: [UInt8]) throws(TLSError) {
         // §4.3.2: signature_algorithms is required; the context is empty during the handshake.
-        guard request.extensions.first(.signatureAlgorithms) != nil else { throw .missingExtension(.signatureAlgorithms) }
+        guard let schemes = request.extensions.first(.signatureAlgorithms) else { throw .missingExtension(.signatureAlgorithms) }
+        _ = try SignatureSchemeList(parsing: schemes.data)
         guard request.context.isEmpty else { throw .illegalParameter("certificate_request_context must be empty in the handshake") }
         appendTranscript(raw)
         phase = .clientWaitCertificate(requestContext: request.context)
@@ -237,6 +240,11 @@ extension TLSConnection {
         guard message.context.isEmpty else { throw .illegalParameter("a server Certificate with a request context") }
         // §4.4.2.4: a server must send a certificate.
         guard !message.entries.isEmpty else { throw .decodeError("the server sent an empty Certificate message") }
+        // §4.4.2: entry extensions must answer ones we offered; we offer
+        // neither status_request nor signed_certificate_timestamp.
+        for entry in message.entries {
+            if let ext = entry.extensions.first { throw .unsupportedExtension(ext.type) }
+        }
         let chain = message.entries.map { $0.data }
         parameters?.peerCertificates = chain
         appendTranscript(raw)

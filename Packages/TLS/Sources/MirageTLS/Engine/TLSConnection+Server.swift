@@ -36,6 +36,10 @@ extension TLSConnection {
                 guard index == hello.extensions.count - 1 else {
                     throw .illegalParameter("pre_shared_key is not the last extension")
                 }
+                // §4.2.9: a PSK offer needs psk_key_exchange_modes.
+                guard hello.extensions.first(.pskKeyExchangeModes) != nil else {
+                    throw .missingExtension(.pskKeyExchangeModes)
+                }
             default: break  // unknown or unused: ignored (§4.2)
             }
         }
@@ -77,6 +81,8 @@ extension TLSConnection {
             }
             suite = retry.suite
             chosenShare = shares[0]
+            // Early data could only precede the first hello (§4.2.10).
+            skippingEarlyData = false
         } else {
             guard let chosen = configuration.cipherSuites.first(where: { hello.cipherSuites.contains($0) && $0.aead != nil }) else {
                 throw .handshakeFailure("no cipher suite in common")

@@ -113,6 +113,9 @@ public final class TLSConnection {
     var skippingEarlyData = false
     /// Records in a row that carried nothing (CCS, empty application data).
     var emptyRecords = 0
+    /// The peer asked for our KeyUpdate; one answers any number of requests
+    /// received together (§4.6.3), sent once the batch is processed.
+    var owesKeyUpdate = false
     /// Client: the extension types of the ClientHello sent; the server may
     /// only answer those (§4.2).
     var offeredExtensions: [ExtensionType] = []
@@ -234,7 +237,12 @@ public final class TLSConnection {
             fail(error)
             return
         }
-        if receivedCloseNotify { phase = .ended }
+        // Before the handshake completes, closing abandons it: nothing we
+        // would send next (a Finished) may follow close_notify (§6.1).
+        if receivedCloseNotify || !isHandshakeComplete {
+            phase = .ended
+            awaitingVerification = false
+        }
     }
 
     /// Sends a KeyUpdate and moves our sending keys on (§4.6.3); with
@@ -262,8 +270,11 @@ public final class TLSConnection {
     /// bytes are needed, the driver must verify certificates, or the end.
     func process() {
         do throws(TLSError) {
+            defer { sendOwedKeyUpdate() }
             while true {
                 if case .ended = phase { return }
+                // §6.1: whatever follows close_notify is ignored.
+                if receivedCloseNotify { return }
                 if awaitingVerification {
                     // The peer's next flight waits in `records`, bounded (§ limits).
                     if records.bufferedCount > limits.maximumBufferedWhileVerifying {
@@ -287,7 +298,7 @@ public final class TLSConnection {
         if header.contentType == .changeCipherSpec {
             // §5: one byte 0x01, unprotected, between the first ClientHello
             // and the peer's Finished, is dropped; anything else is fatal.
-            guard fragment == [0x01], !peerFinished, isPastFirstClientHello else {
+            guard fragment == [0x01], !peerFinished, isPastFirstClientHello, handshakeMessages.isEmpty else {
                 throw .unexpectedMessage("change_cipher_spec outside the handshake's compatibility window")
             }
             try countEmptyRecord()
@@ -295,7 +306,8 @@ public final class TLSConnection {
         }
         let contentType: ContentType
         let plaintext: [UInt8]
-        if header.contentType == .alert, readProtection != nil, !isHandshakeComplete, !peerFinished {
+        if header.contentType == .alert, let protection = readProtection, protection.sequenceNumber == 0,
+           !isHandshakeComplete, !peerFinished {
             // A peer that fails before it has keys (on the very message that
             // gave us ours) can only send its alert in the clear; take it.
             try handleAlert(Alert(parsing: fragment))
@@ -376,6 +388,14 @@ public final class TLSConnection {
     }
 
     func handleAlert(_ alert: Alert) throws(TLSError) {
+        if alert.description == .closeNotify, !isHandshakeComplete {
+            // A peer closing before the handshake completed ends it: nothing
+            // more can follow (§6.1), and the handshake cannot finish.
+            phase = .ended
+            awaitingVerification = false
+            events.append(.failed(.alertReceived(.closeNotify)))
+            return
+        }
         if alert.description == .closeNotify {
             receivedCloseNotify = true
             events.append(.closeNotify)
@@ -444,9 +464,7 @@ public final class TLSConnection {
             let next = schedule.nextApplicationSecret(peerSecret)
             if isClient { serverApplicationSecret = next } else { clientApplicationSecret = next }
             readProtection = RecordProtection(suite: suite, secret: next, crypto: crypto)
-            if update.requestUpdate && !sentCloseNotify {
-                try sendKeyUpdate(request: false)
-            }
+            if update.requestUpdate { owesKeyUpdate = true }
         case .newSessionTicket where isClient:
             // Resumption is not supported (issue #10): the ticket is checked and dropped.
             _ = try NewSessionTicket(parsing: body)
@@ -529,6 +547,17 @@ public final class TLSConnection {
         writeProtection = RecordProtection(suite: suite, secret: next, crypto: crypto)
     }
 
+    func sendOwedKeyUpdate() {
+        guard owesKeyUpdate else { return }
+        owesKeyUpdate = false
+        guard case .connected = phase, !sentCloseNotify else { return }
+        do throws(TLSError) {
+            try sendKeyUpdate(request: false)
+        } catch {
+            fail(error)
+        }
+    }
+
     func updateKeysIfWorn() throws(TLSError) {
         if let protection = writeProtection, protection.sequenceNumber >= TLSConnection.keyUpdateThreshold {
             try sendKeyUpdate(request: false)
@@ -539,7 +568,7 @@ public final class TLSConnection {
     /// it) and `.failed` is reported once.
     func fail(_ error: TLSError) {
         if case .ended = phase { return }
-        if case .alertReceived = error {} else {
+        if case .alertReceived = error {} else if !sentCloseNotify {
             if (try? sendAlert(error.alert, level: .fatal)) == nil {
                 appendPlainRecord(.alert, Alert(level: .fatal, description: error.alert).bytes)
             }

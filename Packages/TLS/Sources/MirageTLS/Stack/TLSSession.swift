@@ -60,6 +60,8 @@ final class TLSSession {
     var owesWritable = false
     /// The application paused reading.
     var paused = false
+    /// Reading is paused because our own records (answers the peer provoked) wait to be sent.
+    var pausedForOutput = false
     /// The application closed or aborted: no more events but `connectionClosed`.
     var applicationClosed = false
     /// The application shut down writing (or closed): `write` refuses.

@@ -148,18 +148,21 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
     public func write(_ bytes: Span<UInt8>, on connection: ConnectionID) throws(DeviceError) -> Int {
         guard let s = sessions[connection], s.announced else { throw .unknownHandle }
         guard s.phase == .established, !s.writeShutdown, !s.applicationClosed else { throw .notConnected }
-        let room = configuration.maximumPendingCiphertext - s.pendingCount
-        guard room > 0, bytes.count > 0 else {
-            if bytes.count > 0 { s.owesWritable = true }
-            return 0
+        // Encrypt while the base stack keeps taking the records: stop only
+        // when ciphertext waits, so the base owes us the `writable` we pass on.
+        var taken = 0
+        while taken < bytes.count {
+            let room = configuration.maximumPendingCiphertext - s.pendingCount
+            guard room > 0 else { break }
+            let count = min(bytes.count - taken, room)
+            do {
+                try s.engine.write(bytes.extracting(taken..<(taken + count)))
+            } catch {
+                throw .notConnected
+            }
+            taken += count
+            flushEngine(s)
         }
-        let taken = min(bytes.count, room)
-        do {
-            try s.engine.write(bytes.extracting(0..<taken))
-        } catch {
-            throw .notConnected
-        }
-        flushEngine(s)
         if taken < bytes.count { s.owesWritable = true }
         return taken
     }
@@ -175,7 +178,7 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
     public func resumeReading(_ connection: ConnectionID) {
         guard let s = sessions[connection], s.announced, s.paused else { return }
         s.paused = false
-        base.resumeReading(connection)
+        if !s.pausedForOutput { base.resumeReading(connection) }
         if s.drainTimer == nil {
             let id = timers.schedule(at: clock.now(), self)
             s.drainTimer = id
@@ -265,6 +268,12 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
         guard let s = sessions[connection], s.phase == .handshaking || s.phase == .established else { return }
         s.engine.receive(bytes)
         process(s)
+        // Records the peer provokes (KeyUpdates, alerts) must not pile up
+        // while it does not read: stop reading until they drain.
+        if s.pendingCount > configuration.maximumPendingCiphertext && !s.pausedForOutput && sessions[connection] === s {
+            s.pausedForOutput = true
+            base.pauseReading(connection)
+        }
     }
 
     public func endOfStream(on connection: ConnectionID) {
@@ -283,6 +292,10 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
     public func writable(_ connection: ConnectionID) {
         guard let s = sessions[connection] else { return }
         flushPending(s)
+        if s.pausedForOutput && s.pendingCount <= configuration.maximumPendingCiphertext {
+            s.pausedForOutput = false
+            if !s.paused { base.resumeReading(connection) }
+        }
         if s.owesWritable && s.pendingCount < configuration.maximumPendingCiphertext
             && s.phase == .established && !s.writeShutdown && !s.applicationClosed {
             s.owesWritable = false
