@@ -172,13 +172,13 @@ struct HTTPInteropTests {
                 return HTTPResponse(text: text)
             }
         }
-        let endpoint = try #require(try waitAsync { try await server.listen(port: 0, address: .v4(.loopback)) } ?? nil)
+        let endpoint = try #require(try waitAsync(on: loop) { try await server.listen(port: 0, address: .v4(.loopback)) } ?? nil)
         let out = try runCommand([
             "curl", "-sS", "--max-time", "20", "-w", " %{http_code}\\n", "http://\(endpoint)/hello?x=1",
             "--next", "-w", " %{http_code}\\n", "--data-binary", "12345", "http://\(endpoint)/post",
         ], timeout: 30).check()
         #expect(out.stdout == "GET /hello?x=1 0 bytes, on loop: true 200\nPOST /post 5 bytes, on loop: true 200\n", "\(out.stdout)")
-        let stats = try #require(try waitAsync { await server.statistics })
+        let stats = try #require(try waitAsync(on: loop) { await server.statistics })
         #expect(stats.requests == 2 && stats.responses == 2 && stats.connectionsAccepted == 1, "\(stats)")
     }
 
@@ -568,10 +568,13 @@ private func withScratch<R>(_ body: (String) throws -> R) throws -> R {
 }
 
 /// Runs an async body from a synchronous test and waits (bounded) for it.
-private func waitAsync<T: Sendable>(timeout: Double = 20, _ body: @escaping @Sendable () async throws -> T) throws -> T? {
+private func waitAsync<T: Sendable>(on loop: EventLoop, timeout: Double = 20, _ body: @escaping @Sendable () async throws -> T) throws -> T? {
     let result = LockedValue<Result<T, any Error>?>(nil)
     let done = DispatchSemaphore(value: 0)
-    Task {
+    // On the loop's own thread, not the cooperative pool: this thread blocks
+    // below, and on two cores the pool's other thread may be blocked by a
+    // test running beside this one, which left the task no thread to run on.
+    Task(executorPreference: loop) {
         do { result.set(.success(try await body())) } catch { result.set(.failure(error)) }
         done.signal()
     }

@@ -114,25 +114,6 @@ func testPKI() throws -> TLSTestPKI {
     try TLSTestPKI.shared.get()
 }
 
-/// A TCP port on 127.0.0.1 that is free now (the kernel picks it).
-func freeLoopbackPort() throws -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    try #require(fd >= 0)
-    defer { Glibc.close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-            bind(fd, sa, length) == 0 && getsockname(fd, sa, &length) == 0
-        }
-    }
-    try #require(bound, "bind/getsockname: errno \(errno)")
-    return UInt16(bigEndian: address.sin_port)
-}
-
 /// The names openssl uses for our code points.
 extension CipherSuite {
     var opensslName: String { description }
@@ -145,18 +126,29 @@ extension NamedGroup {
     var opensslTempKey: String { self == .x25519 ? "X25519" : "ECDH, prime256v1" }
 }
 
-/// `openssl s_server` on 127.0.0.1 for one connection, started and
-/// listening (seen with `ss`: with -brief it prints no "ACCEPT").
-func startOpenSSLServer(port: UInt16, certificate: String, key: String, extra: [String]) throws -> SpawnedProcess {
-    let argv = ["openssl", "s_server", "-accept", "127.0.0.1:\(port)", "-tls1_3", "-cert", certificate, "-key", key,
+/// `openssl s_server` on 127.0.0.1 for one connection, listening on a port
+/// the kernel chose (`-accept 127.0.0.1:0`), which is read back from `ss`
+/// by the process's pid: no port is picked ahead of the bind, so a test
+/// running beside this one cannot take it in between (and with -brief it
+/// prints no "ACCEPT" line to read it from).
+func startOpenSSLServer(certificate: String, key: String, extra: [String]) throws -> (process: SpawnedProcess, port: UInt16) {
+    let argv = ["openssl", "s_server", "-accept", "127.0.0.1:0", "-tls1_3", "-cert", certificate, "-key", key,
                 "-naccept", "1"] + extra
     let process = try SpawnedProcess(argv)
+    var port: UInt16?
     let listening = TestEnvironment.waitUntil(timeout: 20, interval: 0.05) {
-        let out = (try? runCommand(["ss", "-Hltn", "sport = :\(port)"], timeout: 10).stdout) ?? ""
-        return out.contains("127.0.0.1:\(port)")
+        let out = (try? runCommand(["ss", "-Hltnp", "src", "127.0.0.1"], timeout: 10).stdout) ?? ""
+        for line in out.split(separator: "\n") where line.contains("pid=\(process.pid),") {
+            // "LISTEN 0 128 127.0.0.1:PORT 0.0.0.0:* users:((…))": the fourth column.
+            let columns = line.split(separator: " ", omittingEmptySubsequences: true)
+            if columns.count > 3, let colon = columns[3].lastIndex(of: ":") {
+                port = UInt16(columns[3][columns[3].index(after: colon)...])
+            }
+        }
+        return port != nil
     }
     try #require(listening, "s_server did not listen: \(process.output())")
-    return process
+    return (process, try #require(port))
 }
 
 /// `openssl s_client` sending `input` after the handshake and reading until

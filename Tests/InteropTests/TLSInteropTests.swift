@@ -35,9 +35,8 @@ struct TLSInteropTests {
     @Test("our client against openssl s_server: handshake, the suite and group asked for, data both ways", arguments: TLSMatrixCase.all)
     func clientAgainstOpenSSL(_ c: TLSMatrixCase) throws {
         let pki = try testPKI()
-        let port = try freeLoopbackPort()
-        let server = try startOpenSSLServer(
-            port: port, certificate: pki.certificate(c.leaf.rawValue), key: pki.key(c.leaf.rawValue),
+        let (server, port) = try startOpenSSLServer(
+            certificate: pki.certificate(c.leaf.rawValue), key: pki.key(c.leaf.rawValue),
             extra: ["-ciphersuites", c.suite.opensslName, "-groups", c.group.opensslName, "-rev", "-brief"])
         defer { _ = server.terminate(grace: 2) }
         let loop = try EventLoop()
@@ -90,9 +89,8 @@ struct TLSInteropTests {
     @Test("KeyUpdate both ways: ours asks s_server for its own, and its answer arrives under its new keys")
     func keyUpdate() throws {
         let pki = try testPKI()
-        let port = try freeLoopbackPort()
-        let server = try startOpenSSLServer(
-            port: port, certificate: pki.certificate("ecdsa"), key: pki.key("ecdsa"), extra: ["-rev", "-msg"])
+        let (server, port) = try startOpenSSLServer(
+            certificate: pki.certificate("ecdsa"), key: pki.key("ecdsa"), extra: ["-rev", "-msg"])
         defer { _ = server.terminate(grace: 2) }
         let loop = try EventLoop()
         let stack = try makeTLSStack(loop: loop, client: TLSClientConfiguration(serverName: "localhost"), caPEM: pki.caPEM)
@@ -112,9 +110,8 @@ struct TLSInteropTests {
     @Test("HelloRetryRequest: our client offers an X25519 share only, s_server takes P-256 only")
     func helloRetryRequest() throws {
         let pki = try testPKI()
-        let port = try freeLoopbackPort()
-        let server = try startOpenSSLServer(
-            port: port, certificate: pki.certificate("ecdsa"), key: pki.key("ecdsa"), extra: ["-groups", "P-256", "-rev", "-msg"])
+        let (server, port) = try startOpenSSLServer(
+            certificate: pki.certificate("ecdsa"), key: pki.key("ecdsa"), extra: ["-groups", "P-256", "-rev", "-msg"])
         defer { _ = server.terminate(grace: 2) }
         let loop = try EventLoop()
         var client = TLSClientConfiguration(serverName: "localhost")
@@ -137,9 +134,8 @@ struct TLSInteropTests {
     func alpn() throws {
         let pki = try testPKI()
         // Our client offers two, s_server knows one.
-        let port = try freeLoopbackPort()
-        let server = try startOpenSSLServer(
-            port: port, certificate: pki.certificate("ecdsa"), key: pki.key("ecdsa"), extra: ["-alpn", "http/1.1", "-rev"])
+        let (server, port) = try startOpenSSLServer(
+            certificate: pki.certificate("ecdsa"), key: pki.key("ecdsa"), extra: ["-alpn", "http/1.1", "-rev"])
         defer { _ = server.terminate(grace: 2) }
         let loop = try EventLoop()
         var client = TLSClientConfiguration(serverName: "localhost")
@@ -184,8 +180,7 @@ struct TLSInteropTests {
     func refusesBadCertificates(_ index: Int) throws {
         let refusal = Self.refusals[index]
         let pki = try testPKI()
-        let port = try freeLoopbackPort()
-        let server = try startOpenSSLServer(port: port, certificate: pki.certificate(refusal.leaf), key: pki.key(refusal.leaf), extra: ["-rev"])
+        let (server, port) = try startOpenSSLServer(certificate: pki.certificate(refusal.leaf), key: pki.key(refusal.leaf), extra: ["-rev"])
         defer { _ = server.terminate(grace: 2) }
         let loop = try EventLoop()
         let stack = try makeTLSStack(loop: loop, client: TLSClientConfiguration(serverName: "localhost"), caPEM: pki.caPEM)
@@ -216,8 +211,7 @@ struct TLSInteropTests {
     @Test("MirageHTTP's client over TLSStack fetches the status page of openssl s_server -www")
     func httpClientOverTLS() throws {
         let pki = try testPKI()
-        let port = try freeLoopbackPort()
-        let server = try startOpenSSLServer(port: port, certificate: pki.certificate("rsa"), key: pki.key("rsa"), extra: ["-www"])
+        let (server, port) = try startOpenSSLServer(certificate: pki.certificate("rsa"), key: pki.key("rsa"), extra: ["-www"])
         defer { _ = server.terminate(grace: 2) }
         let loop = try EventLoop()
         let stack = try makeTLSStack(loop: loop, client: TLSClientConfiguration(serverName: "localhost"), caPEM: pki.caPEM)
