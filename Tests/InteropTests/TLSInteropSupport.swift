@@ -166,7 +166,8 @@ func makeTLSStack(loop: EventLoop, server: TLSServerConfiguration? = nil, client
     var verifier: X509CertificateVerifier?
     if let caPEM {
         let roots = try TrustRoots(pemBundle: caPEM)
-        verifier = X509CertificateVerifier(roots: roots, post: { body in loop.execute(body) })
+        // The task on the loop: these tests block cooperative-pool threads.
+        verifier = X509CertificateVerifier(roots: roots, post: { body in loop.execute(body) }, executor: loop)
     }
     return TLSStack(base: SocketStack(loop: loop), server: server, client: client, crypto: SwiftCryptoProvider(),
                     verifier: verifier, entropy: SystemEntropy(), timers: loop, clock: loop)

@@ -23,7 +23,10 @@ import SwiftASN1
 ///
 /// swift-certificates' verifier is asynchronous; `verify(_:completion:)`
 /// runs it in a `Task` and hands the result to `post`, which must run the
-/// closure on the driver's loop (e.g. `EventLoop.execute`).
+/// closure on the driver's loop (e.g. `EventLoop.execute`). Give the loop
+/// as `executor` too when the program may block the cooperative pool's
+/// threads (a synchronous test running a loop does): the task then runs on
+/// the loop's thread and cannot be starved.
 ///
 /// Usage rules applied to the leaf (intermediates and roots are not held to
 /// EKU, as browsers and swift-certificates do not):
@@ -48,17 +51,21 @@ public final class X509CertificateVerifier: CertificateVerifier {
     public let roots: TrustRoots
     private let clock: @Sendable () -> Date
     private let post: @Sendable (@escaping @Sendable () -> Void) -> Void
+    private let executor: (any TaskExecutor)?
 
     /// A verifier trusting `roots`, checking validity at `clock()` (read when
-    /// `verify` is called), answering through `post`.
+    /// `verify` is called), answering through `post`; its task prefers
+    /// `executor` (nil: the global pool).
     public init(
         roots: TrustRoots,
         clock: @escaping @Sendable () -> Date = { Date() },
-        post: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void = X509CertificateVerifier.runInline
+        post: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void = X509CertificateVerifier.runInline,
+        executor: (any TaskExecutor)? = nil
     ) {
         self.roots = roots
         self.clock = clock
         self.post = post
+        self.executor = executor
     }
 
     /// Checks `request` on a task and calls `completion` once, through `post`.
@@ -67,7 +74,9 @@ public final class X509CertificateVerifier: CertificateVerifier {
         let roots = self.roots
         let now = clock()
         let post = self.post
-        Task { await X509CertificateVerifier.answer(request, roots: roots, at: now, post: post, box: box) }
+        Task(executorPreference: executor) {
+            await X509CertificateVerifier.answer(request, roots: roots, at: now, post: post, box: box)
+        }
     }
 
     /// The task's body: evaluate, then post the answer back.
