@@ -232,6 +232,20 @@ struct StackTests {
         #expect(pair.serverApp.received == data)
     }
 
+    @Test("a client closed during its handshake is never reported established, and its close completes")
+    func closedDuringHandshake() throws {
+        let pair = try StackPair()
+        pair.verifier.answer = .trusted
+        // The ClientHello still waits for the base when the application
+        // closes: the close waits for it to go out, then ends the connection.
+        pair.clientBase.writeCapacity = 64
+        let connection = try pair.connect()
+        pair.client.close(connection)
+        pair.network.run()
+        #expect(pair.clientApp.established.isEmpty)
+        #expect(pair.clientApp.closed.count == 1, "\(pair.clientApp.closed)")
+    }
+
     @Test("pauseReading holds decrypted data; resumeReading delivers it after the call returns, not inside it")
     func pauseAndResume() throws {
         let pair = try StackPair()

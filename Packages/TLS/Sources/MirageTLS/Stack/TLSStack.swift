@@ -391,8 +391,11 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
             requestVerification(request, s)
         case .handshakeCompleted:
             endHandshake(s, completed: true)
-            cancelTimers(s)
             s.phase = .established
+            // Closed by the application during its handshake: the base close
+            // (and its timer) is under way; nothing more to tell it.
+            if s.applicationClosed { return }
+            cancelTimers(s)
             s.announced = true
             if let listener = s.listener {
                 s.handler.connectionAccepted(s.id, listener: listener)
