@@ -229,7 +229,7 @@ final class TLSClientProbe: TCPHandler {
     }
 
     func received(_ bytes: Span<UInt8>, on connection: ConnectionID) {
-        for i in bytes.indices { record.received.append(bytes[i]) }
+        record.received.append(span: bytes)
         if let closeAfter, record.received.count >= closeAfter { stack.close(connection) }
     }
 
@@ -275,7 +275,7 @@ final class TLSEchoServerProbe: TCPHandler {
     func connectionEstablished(_ connection: ConnectionID) {}
 
     func received(_ bytes: Span<UInt8>, on connection: ConnectionID) {
-        for i in bytes.indices { record.received.append(bytes[i]) }
+        record.received.append(span: bytes)
         guard let newline = record.received.firstIndex(of: 0x0A) else { return }
         let reply = Array("echo: ".utf8) + record.received[...newline]
         _ = try? stack.write(reply.span, on: connection)

@@ -332,7 +332,7 @@ final class TLSResponseCollector: HTTPClientHandler {
     func responseReceived(_ head: HTTPResponseHead, request: HTTPClientRequestID) { status = head.status.code }
 
     func bodyReceived(_ bytes: Span<UInt8>, request: HTTPClientRequestID) {
-        for i in bytes.indices { body.append(bytes[i]) }
+        body.append(span: bytes)
     }
 
     func responseEnded(_ request: HTTPClientRequestID, trailers: HTTPFields) { loop.stop() }

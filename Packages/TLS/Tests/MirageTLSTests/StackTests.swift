@@ -47,7 +47,7 @@ final class StackRecorder: TCPHandler {
 
     func received(_ bytes: Span<UInt8>, on connection: ConnectionID) {
         var copy: [UInt8] = []
-        for i in bytes.indices { copy.append(bytes[i]) }
+        copy.append(span: bytes)
         received += copy
         if echo { _ = try? stack?.write(copy.span, on: connection) }
     }

@@ -218,8 +218,7 @@ public final class TLSConnection {
         while offset < plaintext.count {
             let end = min(plaintext.count, offset + fragment)
             var chunk = [UInt8]()
-            chunk.reserveCapacity(end - offset)
-            for i in offset..<end { chunk.append(plaintext[i]) }
+            chunk.append(span: plaintext.extracting(offset..<end))
             try sealRecord(.applicationData, chunk)
             offset = end
             try updateKeysIfWorn()

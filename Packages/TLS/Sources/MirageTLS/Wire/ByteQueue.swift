@@ -1,3 +1,5 @@
+import MirageDevices
+
 /// A FIFO of bytes for the reassemblers: appends at the back, consumes from
 /// the front without moving the rest each time (the consumed prefix is
 /// dropped once it is larger than what is left).
@@ -11,8 +13,7 @@ struct ByteQueue {
     /// Appends bytes at the back.
     mutating func append(_ bytes: Span<UInt8>) {
         compactIfWorthIt()
-        storage.reserveCapacity(storage.count + bytes.count)
-        for i in bytes.indices { storage.append(bytes[i]) }
+        storage.append(span: bytes)
     }
 
     /// Appends bytes at the back.
