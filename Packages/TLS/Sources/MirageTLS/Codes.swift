@@ -106,7 +106,17 @@ public enum AEADAlgorithm: Hashable, Sendable {
     public var tagLength: Int { 16 }
 }
 
-/// A TLS 1.3 cipher suite (§B.4).
+/// How a TLS 1.2 suite's server authenticates its ServerKeyExchange
+/// (RFC 8422 §5.1: ECDSA suites also serve Ed25519 certificates).
+public enum TLS12Authentication: Hashable, Sendable {
+    /// ECDHE_ECDSA suites: ECDSA or Ed25519 certificates.
+    case ecdsa
+    /// ECDHE_RSA suites: RSA certificates.
+    case rsa
+}
+
+/// A cipher suite: TLS 1.3 (RFC 8446 §B.4) or a TLS 1.2 ECDHE AEAD suite
+/// (RFC 5289, RFC 7905).
 public struct CipherSuite: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     /// The wire value.
     public var rawValue: UInt16
@@ -121,20 +131,68 @@ public struct CipherSuite: RawRepresentable, Hashable, Sendable, CustomStringCon
     /// The suites this library implements, in default preference order.
     public static let tls13: [CipherSuite] = [.aes128GCMSHA256, .aes256GCMSHA384, .chacha20Poly1305SHA256]
 
-    /// The AEAD, or nil for a suite this library does not implement.
-    public var aead: AEADAlgorithm? {
+    /// TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 (0xC02B, RFC 5289)
+    public static let ecdheECDSAWithAES128GCMSHA256 = CipherSuite(rawValue: 0xC02B)
+    /// TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 (0xC02C, RFC 5289)
+    public static let ecdheECDSAWithAES256GCMSHA384 = CipherSuite(rawValue: 0xC02C)
+    /// TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 (0xC02F, RFC 5289)
+    public static let ecdheRSAWithAES128GCMSHA256 = CipherSuite(rawValue: 0xC02F)
+    /// TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 (0xC030, RFC 5289)
+    public static let ecdheRSAWithAES256GCMSHA384 = CipherSuite(rawValue: 0xC030)
+    /// TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 (0xCCA8, RFC 7905)
+    public static let ecdheRSAWithChaCha20Poly1305SHA256 = CipherSuite(rawValue: 0xCCA8)
+    /// TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 (0xCCA9, RFC 7905)
+    public static let ecdheECDSAWithChaCha20Poly1305SHA256 = CipherSuite(rawValue: 0xCCA9)
+    /// TLS_EMPTY_RENEGOTIATION_INFO_SCSV (0x00FF, RFC 5746 §3.3): a client's
+    /// signal in place of an empty renegotiation_info; not a real suite.
+    public static let emptyRenegotiationInfoSCSV = CipherSuite(rawValue: 0x00FF)
+    /// TLS_FALLBACK_SCSV (0x5600, RFC 7507): a client retrying with a lower
+    /// version than it supports; not a real suite.
+    public static let fallbackSCSV = CipherSuite(rawValue: 0x5600)
+    /// The TLS 1.2 suites this library implements (ECDHE, AEAD only), in
+    /// default preference order.
+    public static let tls12: [CipherSuite] = [
+        .ecdheECDSAWithAES128GCMSHA256, .ecdheECDSAWithChaCha20Poly1305SHA256, .ecdheECDSAWithAES256GCMSHA384,
+        .ecdheRSAWithAES128GCMSHA256, .ecdheRSAWithChaCha20Poly1305SHA256, .ecdheRSAWithAES256GCMSHA384,
+    ]
+
+    /// The protocol version the suite belongs to, or nil for an unknown suite.
+    public var version: ProtocolVersion? {
         switch self {
-        case .aes128GCMSHA256: return .aes128GCM
-        case .aes256GCMSHA384: return .aes256GCM
-        case .chacha20Poly1305SHA256: return .chacha20Poly1305
+        case .aes128GCMSHA256, .aes256GCMSHA384, .chacha20Poly1305SHA256: return .tls13
+        case .ecdheECDSAWithAES128GCMSHA256, .ecdheECDSAWithAES256GCMSHA384, .ecdheRSAWithAES128GCMSHA256,
+             .ecdheRSAWithAES256GCMSHA384, .ecdheRSAWithChaCha20Poly1305SHA256, .ecdheECDSAWithChaCha20Poly1305SHA256:
+            return .tls12
         default: return nil
         }
     }
-    /// The hash for HKDF and the transcript, or nil for an unknown suite.
+
+    /// The authentication of a TLS 1.2 suite; nil for TLS 1.3 and unknown suites.
+    public var tls12Authentication: TLS12Authentication? {
+        switch self {
+        case .ecdheECDSAWithAES128GCMSHA256, .ecdheECDSAWithAES256GCMSHA384, .ecdheECDSAWithChaCha20Poly1305SHA256: return .ecdsa
+        case .ecdheRSAWithAES128GCMSHA256, .ecdheRSAWithAES256GCMSHA384, .ecdheRSAWithChaCha20Poly1305SHA256: return .rsa
+        default: return nil
+        }
+    }
+
+    /// The AEAD, or nil for a suite this library does not implement.
+    public var aead: AEADAlgorithm? {
+        switch self {
+        case .aes128GCMSHA256, .ecdheECDSAWithAES128GCMSHA256, .ecdheRSAWithAES128GCMSHA256: return .aes128GCM
+        case .aes256GCMSHA384, .ecdheECDSAWithAES256GCMSHA384, .ecdheRSAWithAES256GCMSHA384: return .aes256GCM
+        case .chacha20Poly1305SHA256, .ecdheECDSAWithChaCha20Poly1305SHA256, .ecdheRSAWithChaCha20Poly1305SHA256:
+            return .chacha20Poly1305
+        default: return nil
+        }
+    }
+    /// The hash for HKDF (TLS 1.3) or the PRF (TLS 1.2) and the transcript,
+    /// or nil for an unknown suite.
     public var hash: HashAlgorithm? {
         switch self {
-        case .aes128GCMSHA256, .chacha20Poly1305SHA256: return .sha256
-        case .aes256GCMSHA384: return .sha384
+        case .aes128GCMSHA256, .chacha20Poly1305SHA256, .ecdheECDSAWithAES128GCMSHA256, .ecdheRSAWithAES128GCMSHA256,
+             .ecdheECDSAWithChaCha20Poly1305SHA256, .ecdheRSAWithChaCha20Poly1305SHA256: return .sha256
+        case .aes256GCMSHA384, .ecdheECDSAWithAES256GCMSHA384, .ecdheRSAWithAES256GCMSHA384: return .sha384
         default: return nil
         }
     }
@@ -143,6 +201,12 @@ public struct CipherSuite: RawRepresentable, Hashable, Sendable, CustomStringCon
         case .aes128GCMSHA256: return "TLS_AES_128_GCM_SHA256"
         case .aes256GCMSHA384: return "TLS_AES_256_GCM_SHA384"
         case .chacha20Poly1305SHA256: return "TLS_CHACHA20_POLY1305_SHA256"
+        case .ecdheECDSAWithAES128GCMSHA256: return "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+        case .ecdheECDSAWithAES256GCMSHA384: return "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"
+        case .ecdheRSAWithAES128GCMSHA256: return "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        case .ecdheRSAWithAES256GCMSHA384: return "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+        case .ecdheRSAWithChaCha20Poly1305SHA256: return "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
+        case .ecdheECDSAWithChaCha20Poly1305SHA256: return "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"
         default: return "suite(0x\(String(rawValue, radix: 16)))"
         }
     }
@@ -196,6 +260,12 @@ public struct SignatureScheme: RawRepresentable, Hashable, Sendable, CustomStrin
     public static let ed25519 = SignatureScheme(rawValue: 0x0807)
     /// The schemes this library signs and verifies CertificateVerify with, in default preference order.
     public static let tls13: [SignatureScheme] = [.ed25519, .ecdsaSecp256r1SHA256, .rsaPSSRSAESHA256, .rsaPSSRSAESHA384]
+    /// Schemes accepted for TLS 1.2 ServerKeyExchange and CertificateVerify
+    /// (RFC 5246 §7.4.1.4.1 with RFC 8446 §4.2.3's codes): no SHA-1, no DSA.
+    public static let tls12: [SignatureScheme] = [
+        .ed25519, .ecdsaSecp256r1SHA256, .ecdsaSecp384r1SHA384, .rsaPSSRSAESHA256, .rsaPSSRSAESHA384,
+        .rsaPSSRSAESHA512, .rsaPKCS1SHA256, .rsaPKCS1SHA384, .rsaPKCS1SHA512,
+    ]
     /// The schemes accepted in certificate signatures (signature_algorithms_cert): the above plus RSA PKCS#1 and P-384.
     public static let certificates: [SignatureScheme] = tls13 + [.ecdsaSecp384r1SHA384, .rsaPSSRSAESHA512, .rsaPKCS1SHA256, .rsaPKCS1SHA384, .rsaPKCS1SHA512]
     public var description: String {

@@ -52,8 +52,20 @@ public struct TLSLimits: Hashable, Sendable {
     public init() {}
 }
 
-/// A client's settings. The defaults are safe: TLS 1.3 only, every suite,
-/// X25519 then P-256, certificates verified.
+/// Whether a server asks clients for a certificate (RFC 8446 §4.3.2,
+/// RFC 5246 §7.4.4).
+public enum ClientAuthentication: Hashable, Sendable {
+    /// No CertificateRequest is sent.
+    case none
+    /// A certificate is requested; a client that sends none is still served.
+    case optional
+    /// A certificate is required: without one the handshake fails
+    /// (certificate_required in TLS 1.3, handshake_failure in TLS 1.2).
+    case required
+}
+
+/// A client's settings. The defaults are safe: TLS 1.3 preferred and 1.2
+/// accepted (AEAD suites with ECDHE only), X25519 then P-256, certificates verified.
 public struct TLSClientConfiguration {
     /// The host to name in SNI and to verify the certificate for; an IP
     /// literal is verified against the certificate's IP addresses and not
@@ -61,8 +73,15 @@ public struct TLSClientConfiguration {
     public var serverName: String?
     /// ALPN protocol names offered, in preference order (empty: no ALPN).
     public var applicationProtocols: [String] = []
-    /// Cipher suites offered, in preference order.
-    public var cipherSuites: [CipherSuite] = CipherSuite.tls13
+    /// Protocol versions offered: TLS 1.3 and TLS 1.2 (nothing older exists here).
+    public var versions: [ProtocolVersion] = [.tls13, .tls12]
+    /// Cipher suites offered, in preference order; TLS 1.3 suites serve
+    /// TLS 1.3, the ECDHE ones TLS 1.2.
+    public var cipherSuites: [CipherSuite] = CipherSuite.tls13 + CipherSuite.tls12
+    /// Client certificates: the first whose key can sign with a scheme the
+    /// server's CertificateRequest accepts is sent; none fits → an empty
+    /// Certificate (the server decides).
+    public var certificates: [CertifiedKey] = []
     /// Groups offered in supported_groups, in preference order.
     public var groups: [NamedGroup] = [.x25519, .secp256r1]
     /// Groups that get a key share in the first ClientHello (others need a HelloRetryRequest).
@@ -88,8 +107,15 @@ public struct TLSServerConfiguration {
     /// client offers ALPN and none matches, the handshake fails with
     /// no_application_protocol (RFC 7301 §3.2).
     public var applicationProtocols: [String] = []
-    /// Cipher suites accepted, in the server's preference order.
-    public var cipherSuites: [CipherSuite] = CipherSuite.tls13
+    /// Protocol versions accepted; a client whose best is older than all of
+    /// them gets protocol_version.
+    public var versions: [ProtocolVersion] = [.tls13, .tls12]
+    /// Cipher suites accepted, in the server's preference order (TLS 1.3
+    /// suites for TLS 1.3; for TLS 1.2 those matching the certificate's key).
+    public var cipherSuites: [CipherSuite] = CipherSuite.tls13 + CipherSuite.tls12
+    /// Whether clients are asked for a certificate (verified by the driver
+    /// through `.verifyCertificates` with `peerIsServer == false`).
+    public var clientAuthentication: ClientAuthentication = .none
     /// Groups accepted, in preference order (a client's share for a less
     /// preferred group is still taken rather than costing a round trip).
     public var groups: [NamedGroup] = [.x25519, .secp256r1]

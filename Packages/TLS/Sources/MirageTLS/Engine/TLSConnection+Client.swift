@@ -95,7 +95,7 @@ extension TLSConnection {
         guard hello.legacySessionIDEcho == sent.hello.legacySessionID else {
             throw .illegalParameter("legacy_session_id_echo differs from the session ID sent")
         }
-        guard sent.hello.cipherSuites.contains(hello.cipherSuite), let hash = hello.cipherSuite.hash else {
+        guard sent.hello.cipherSuites.contains(hello.cipherSuite), hello.cipherSuite.version == .tls13, let hash = hello.cipherSuite.hash else {
             throw .illegalParameter("the server chose cipher suite \(hello.cipherSuite), which was not offered")
         }
         guard hello.legacyCompressionMethod == 0 else { throw .illegalParameter("compression method is not null") }

@@ -84,7 +84,7 @@ extension TLSConnection {
             // Early data could only precede the first hello (§4.2.10).
             skippingEarlyData = false
         } else {
-            guard let chosen = configuration.cipherSuites.first(where: { hello.cipherSuites.contains($0) && $0.aead != nil }) else {
+            guard let chosen = configuration.cipherSuites.first(where: { hello.cipherSuites.contains($0) && $0.version == .tls13 }) else {
                 throw .handshakeFailure("no cipher suite in common")
             }
             suite = chosen

@@ -96,6 +96,9 @@ public final class TLSConnection {
     var serverApplicationSecret: [UInt8] = []
 
     var parameters: NegotiatedParameters?
+    /// The driver's monotonic time, set before each call that may need it:
+    /// ticket ages and expiry are measured with it (the core reads no clock).
+    public var now = Instant(nanoseconds: 0)
     var output: [UInt8] = []
     var events: [TLSEvent] = []
     var eventHead = 0

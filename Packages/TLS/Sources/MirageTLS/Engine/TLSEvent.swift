@@ -16,7 +16,7 @@ public enum TLSEvent: Sendable, Hashable {
 
 /// What the handshake settled on.
 public struct NegotiatedParameters: Sendable, Hashable {
-    /// Always TLS 1.3 here.
+    /// TLS 1.3 or TLS 1.2.
     public var version: ProtocolVersion
     /// The cipher suite.
     public var cipherSuite: CipherSuite
@@ -32,6 +32,9 @@ public struct NegotiatedParameters: Sendable, Hashable {
     public var peerSignatureScheme: SignatureScheme?
     /// True when the server sent a HelloRetryRequest.
     public var usedHelloRetryRequest: Bool
+    /// True when the handshake resumed an earlier session (a TLS 1.3 PSK
+    /// from a ticket, or a TLS 1.2 session ticket) instead of authenticating anew.
+    public var resumed: Bool = false
     /// Parameters as negotiated.
     public init(version: ProtocolVersion, cipherSuite: CipherSuite, group: NamedGroup? = nil, applicationProtocol: String? = nil,
                 serverName: String? = nil, peerCertificates: [[UInt8]] = [], peerSignatureScheme: SignatureScheme? = nil,
