@@ -1,0 +1,203 @@
+import Foundation
+import MirageDevices
+import MiragePlatform
+import MirageTLSCrypto
+import MirageTestNetwork
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Session resumption as the peer sees it. Our server with session tickets
+// on and off against `openssl s_client -sess_out`/`-sess_in` (s_client
+// prints "Reused, TLSv1.x" or "New, TLSv1.x" and, with -msg, whether the
+// server sent a Certificate); our client with a session cache connecting
+// twice to `openssl s_server` (-trace shows the pre_shared_key or the
+// session ticket offered, and the handshake without Certificate); a forged
+// ticket and, in TLS 1.2, an expired one, each of which must cost a full
+// handshake and nothing worse.
+
+/// The versions resumption is tested in.
+let resumptionVersions: [ProtocolVersion] = [.tls13, .tls12]
+
+@Suite("MirageTLS session resumption against openssl", .serialized, .interop(tools: ["openssl", "sh", "ss"], needsRoot: false))
+struct TLSResumptionInteropTests {
+    /// A server configuration with the ECDSA leaf; tickets on or off.
+    static func serverSettings(_ pki: TLSTestPKI, tickets: Bool, ticketLifetime: UInt32 = 7200) throws -> TLSServerConfiguration {
+        var settings = TLSServerConfiguration(certificates: [try pki.certifiedKey("ecdsa")])
+        settings.sessionTickets = tickets
+            ? SessionTicketKeys(crypto: SwiftCryptoProvider(), entropy: SystemEntropy(), ticketLifetime: ticketLifetime) : nil
+        return settings
+    }
+
+    /// A fresh path for an s_client session file.
+    static func sessionFile(_ pki: TLSTestPKI) -> String { pki.directory + "/session-\(TestNames.next()).pem" }
+
+    @Test("s_client against our server with tickets on resumes (Reused, no Certificate); with tickets off it gets none and a full handshake",
+          arguments: resumptionVersions, [true, false])
+    func serverResumption(_ version: ProtocolVersion, tickets: Bool) throws {
+        let pki = try testPKI()
+        let loop = try EventLoop()
+        let stack = try makeTLSStack(loop: loop, server: Self.serverSettings(pki, tickets: tickets))
+        let probe = TLSEchoServerProbe(stack: stack, loop: loop)
+        let port = try probe.listen()
+        let session = Self.sessionFile(pki)
+        let first = try runOpenSSLClient(
+            serverLoop: loop, port: port, caFile: pki.certificate("ca"), input: "first\n", extra: ["-sess_out", session, "-msg"],
+            versionFlags: [version.opensslFlag])
+        let out1 = first.output().stdout
+        #expect(first.status == 0, "\(first.output())")
+        #expect(out1.contains("New, \(version.opensslName), Cipher is"), "\(out1)")
+        #expect(out1.contains("echo: first"), "\(out1)")
+        let tickets1 = opensslMessageCount(out1, direction: "<<<", message: "NewSessionTicket")
+        #expect(opensslMessageCount(out1, direction: "<<<", message: "Certificate") == 1, "\(out1)")
+
+        if tickets {
+            #expect(tickets1 >= 1, "no NewSessionTicket: \(out1)")
+            try #require(FileManager.default.fileExists(atPath: session), "s_client wrote no session")
+            let second = try runOpenSSLClient(
+                serverLoop: loop, port: port, caFile: pki.certificate("ca"), input: "second\n", extra: ["-sess_in", session, "-msg"],
+                versionFlags: [version.opensslFlag])
+            let out2 = second.output().stdout
+            #expect(second.status == 0, "\(second.output())")
+            #expect(out2.contains("Reused, \(version.opensslName), Cipher is"), "\(out2)")
+            #expect(opensslMessageCount(out2, direction: "<<<", message: "Certificate") == 0, "a resumed handshake has no Certificate: \(out2)")
+            #expect(out2.contains("echo: second"), "\(out2)")
+            #expect(probe.negotiatedHistory.map { $0?.resumed } == [false, true])
+            #expect(probe.negotiatedHistory.map { $0?.version } == [version, version])
+        } else {
+            #expect(tickets1 == 0, "a server without ticket keys sent a ticket: \(out1)")
+            // A ticket from another server of ours (its own keys) is not taken either.
+            let otherLoop = try EventLoop()
+            let other = try makeTLSStack(loop: otherLoop, server: Self.serverSettings(pki, tickets: true))
+            let otherPort = try TLSEchoServerProbe(stack: other, loop: otherLoop).listen()
+            let foreign = Self.sessionFile(pki)
+            let issuing = try runOpenSSLClient(
+                serverLoop: otherLoop, port: otherPort, caFile: pki.certificate("ca"), input: "elsewhere\n",
+                extra: ["-sess_out", foreign], versionFlags: [version.opensslFlag])
+            #expect(issuing.status == 0, "\(issuing.output())")
+            try #require(FileManager.default.fileExists(atPath: foreign), "s_client wrote no session")
+            // The session of the first connection too, if s_client kept one (a TLS 1.2 session ID).
+            let offered = [foreign] + (FileManager.default.fileExists(atPath: session) ? [session] : [])
+            for file in offered {
+                let again = try runOpenSSLClient(
+                    serverLoop: loop, port: port, caFile: pki.certificate("ca"), input: "again\n", extra: ["-sess_in", file, "-msg"],
+                    versionFlags: [version.opensslFlag])
+                let out = again.output().stdout
+                #expect(again.status == 0, "\(again.output())")
+                #expect(out.contains("New, \(version.opensslName), Cipher is"), "\(out)")
+                #expect(opensslMessageCount(out, direction: "<<<", message: "Certificate") == 1, "\(out)")
+                #expect(out.contains("echo: again"), "\(out)")
+            }
+            #expect(probe.negotiatedHistory.count == 1 + offered.count)
+            #expect(probe.negotiatedHistory.allSatisfy { $0?.resumed == false })
+            #expect(stack.statistics.handshakesFailed == 0, "\(stack.statistics)")
+        }
+    }
+
+    @Test("our client with a session cache connects twice to openssl s_server: the second handshake is resumed",
+          arguments: resumptionVersions)
+    func clientResumption(_ version: ProtocolVersion) throws {
+        let pki = try testPKI()
+        let (server, port) = try startOpenSSLServer(
+            certificate: pki.certificate("ecdsa"), key: pki.key("ecdsa"), extra: ["-rev", "-trace"],
+            versionFlags: [version.opensslFlag], connections: 2)
+        defer { _ = server.terminate(grace: 2) }
+        let loop = try EventLoop()
+        var client = TLSClientConfiguration(serverName: "localhost")
+        client.sessionCache = TLSClientSessionCache()
+        let stack = try makeTLSStack(loop: loop, client: client, caPEM: pki.caPEM)
+        let first = try TLSClientProbe(stack: stack, loop: loop, message: "one\n", closeAfter: 4).run(port: port, serverName: "localhost")
+        let second = try TLSClientProbe(stack: stack, loop: loop, message: "two\n", closeAfter: 4).run(port: port, serverName: "localhost")
+        #expect(first.failure == nil && second.failure == nil,
+                "\(String(describing: first.failure)) \(String(describing: second.failure)); \(server.output().stderr)")
+        #expect(first.text == "eno\n" && second.text == "owt\n", "\(first.text.debugDescription) \(second.text.debugDescription)")
+        #expect(first.negotiated?.version == version && second.negotiated?.version == version)
+        #expect(first.negotiated?.resumed == false)
+        #expect(second.negotiated?.resumed == true)
+        #expect(stack.statistics.handshakesCompleted == 2, "\(stack.statistics)")
+        #expect(server.wait(timeout: 10) != nil, "s_server did not end after two connections")
+        let out = server.output().stdout
+        let clientHellos = opensslTraceMessages(out, named: "ClientHello")
+        let serverHellos = opensslTraceMessages(out, named: "ServerHello")
+        try #require(clientHellos.count == 2 && serverHellos.count == 2, "\(out)")
+        // s_server sent its certificate once: the second handshake was abbreviated.
+        #expect(opensslTraceMessages(out, named: "Certificate").count == 1, "\(out)")
+        if version == .tls13 {
+            // RFC 8446 §4.2.11: our second ClientHello offers the ticket, s_server's ServerHello accepts it.
+            #expect(!clientHellos[0].contains("psk(41)") && clientHellos[1].contains("psk(41)"), "\(clientHellos[1])")
+            #expect(serverHellos[1].contains("psk(41)"), "\(serverHellos[1])")
+            #expect(clientHellos[1].contains("psk_key_exchange_modes(45)"), "\(clientHellos[1])")
+        } else {
+            // RFC 5077 §3.1: the first ClientHello asks for a ticket (empty extension), the second carries it.
+            #expect(clientHellos[0].contains("session_ticket(35), length=0"), "\(clientHellos[0])")
+            #expect(clientHellos[1].contains("session_ticket(35)") && !clientHellos[1].contains("session_ticket(35), length=0"),
+                    "\(clientHellos[1])")
+            #expect(opensslTraceMessages(out, named: "NewSessionTicket").count >= 1, "\(out)")
+        }
+    }
+
+    @Test("a forged ticket (one byte flipped in s_client's session) costs a full handshake, not a failure; the genuine one resumes",
+          arguments: resumptionVersions)
+    func forgedTicket(_ version: ProtocolVersion) throws {
+        let pki = try testPKI()
+        let loop = try EventLoop()
+        let stack = try makeTLSStack(loop: loop, server: Self.serverSettings(pki, tickets: true))
+        let probe = TLSEchoServerProbe(stack: stack, loop: loop)
+        let port = try probe.listen()
+        let session = Self.sessionFile(pki)
+        let first = try runOpenSSLClient(
+            serverLoop: loop, port: port, caFile: pki.certificate("ca"), input: "first\n", extra: ["-sess_out", session],
+            versionFlags: [version.opensslFlag])
+        #expect(first.status == 0, "\(first.output())")
+        try #require(FileManager.default.fileExists(atPath: session), "s_client wrote no session")
+        let forged = try writeSessionWithCorruptedTicket(session)
+
+        let withForged = try runOpenSSLClient(
+            serverLoop: loop, port: port, caFile: pki.certificate("ca"), input: "forged\n", extra: ["-sess_in", forged, "-msg"],
+            versionFlags: [version.opensslFlag])
+        let out = withForged.output().stdout
+        #expect(withForged.status == 0, "\(withForged.output())")
+        #expect(out.contains("New, \(version.opensslName), Cipher is"), "\(out)")
+        #expect(opensslMessageCount(out, direction: "<<<", message: "Certificate") == 1, "\(out)")
+        #expect(out.contains("echo: forged"), "\(out)")
+
+        // The genuine session still resumes: the forgery, not the server, made the difference.
+        let genuine = try runOpenSSLClient(
+            serverLoop: loop, port: port, caFile: pki.certificate("ca"), input: "genuine\n", extra: ["-sess_in", session],
+            versionFlags: [version.opensslFlag])
+        #expect(genuine.output().stdout.contains("Reused, \(version.opensslName), Cipher is"), "\(genuine.output())")
+        #expect(probe.negotiatedHistory.map { $0?.resumed } == [false, false, true])
+        #expect(stack.statistics.handshakesCompleted == 3 && stack.statistics.handshakesFailed == 0, "\(stack.statistics)")
+    }
+
+    @Test("TLS 1.2: a ticket older than the server's ticket lifetime costs a full handshake (s_client still offers it)")
+    func expiredTicketTLS12() throws {
+        let pki = try testPKI()
+        let loop = try EventLoop()
+        let stack = try makeTLSStack(loop: loop, server: Self.serverSettings(pki, tickets: true, ticketLifetime: 1))
+        let probe = TLSEchoServerProbe(stack: stack, loop: loop)
+        let port = try probe.listen()
+        let session = Self.sessionFile(pki)
+        let first = try runOpenSSLClient(
+            serverLoop: loop, port: port, caFile: pki.certificate("ca"), input: "first\n", extra: ["-sess_out", session],
+            versionFlags: ["-tls1_2"])
+        #expect(first.status == 0, "\(first.output())")
+        try #require(FileManager.default.fileExists(atPath: session), "s_client wrote no session")
+        try runLoop(loop, seconds: 3) { false }  // the ticket's one second runs out
+        let late = try runOpenSSLClient(
+            serverLoop: loop, port: port, caFile: pki.certificate("ca"), input: "late\n", extra: ["-sess_in", session, "-trace"],
+            versionFlags: ["-tls1_2"])
+        let out = late.output().stdout
+        #expect(late.status == 0, "\(late.output())")
+        // s_client offered the old ticket (a non-empty session_ticket extension)…
+        let hello = opensslTraceMessages(out, named: "ClientHello").first ?? ""
+        #expect(hello.contains("session_ticket(35)") && !hello.contains("session_ticket(35), length=0"), "\(hello)")
+        // …and got a full handshake.
+        #expect(out.contains("New, TLSv1.2, Cipher is"), "\(out)")
+        #expect(opensslTraceMessages(out, named: "Certificate").count == 1, "\(out)")
+        #expect(probe.negotiatedHistory.map { $0?.resumed } == [false, false])
+        #expect(stack.statistics.handshakesFailed == 0, "\(stack.statistics)")
+    }
+}
