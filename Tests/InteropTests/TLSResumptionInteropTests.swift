@@ -138,6 +138,30 @@ struct TLSResumptionInteropTests {
         }
     }
 
+    @Test("the harness: openssl's own s_server resumes the session s_client saved, and not the copy with the forged ticket",
+          arguments: resumptionVersions)
+    func forgedSessionFileAgainstOpenSSL(_ version: ProtocolVersion) throws {
+        let pki = try testPKI()
+        let (server, port) = try startOpenSSLServer(
+            certificate: pki.certificate("ecdsa"), key: pki.key("ecdsa"), extra: ["-rev"], versionFlags: [version.opensslFlag],
+            connections: 3)
+        defer { _ = server.terminate(grace: 2) }
+        let session = Self.sessionFile(pki)
+        // s_server -rev never closes first: each s_client ends at its input's end (no -ign_eof).
+        func connect(_ extra: [String]) throws -> String {
+            let argv = ["openssl", "s_client", "-connect", "127.0.0.1:\(port)", version.opensslFlag, "-CAfile", pki.certificate("ca"),
+                        "-servername", "localhost"] + extra
+            let out = try runCommand(["sh", "-c", "(printf 'x\\n'; sleep 1) | " + argv.map { "'" + $0 + "'" }.joined(separator: " ")],
+                                     timeout: 20)
+            #expect(out.succeeded, "\(out)")
+            return out.stdout
+        }
+        _ = try connect(["-sess_out", session])
+        let forged = try writeSessionWithCorruptedTicket(session)
+        #expect(try connect(["-sess_in", forged]).contains("New, \(version.opensslName)"))
+        #expect(try connect(["-sess_in", session]).contains("Reused, \(version.opensslName)"))
+    }
+
     @Test("a forged ticket (one byte flipped in s_client's session) costs a full handshake, not a failure; the genuine one resumes",
           arguments: resumptionVersions)
     func forgedTicket(_ version: ProtocolVersion) throws {
