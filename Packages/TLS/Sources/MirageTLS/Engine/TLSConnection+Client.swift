@@ -229,7 +229,7 @@ extension TLSConnection {
     func clientReceivedCertificateRequest(_ request: CertificateRequest, raw: [UInt8]) throws(TLSError) {
         // §4.3.2: signature_algorithms is required; the context is empty during the handshake.
         guard let schemes = request.extensions.first(.signatureAlgorithms) else { throw .missingExtension(.signatureAlgorithms) }
-        _ = try SignatureSchemeList(parsing: schemes.data)
+        requestedCertificateSchemes = try SignatureSchemeList(parsing: schemes.data).schemes
         guard request.context.isEmpty else { throw .illegalParameter("certificate_request_context must be empty in the handshake") }
         appendTranscript(raw)
         phase = .clientWaitCertificate(requestContext: request.context)
@@ -290,10 +290,7 @@ extension TLSConnection {
         // Our flight: [CCS], [Certificate], Finished under the handshake keys (§4.4).
         if configuration.middleboxCompatibility { sendChangeCipherSpecOnce() }
         if let requestContext {
-            // Client certificates arrive with issue #10: answer with none (§4.4.2: an empty list).
-            let empty = outgoing(CertificateMessage(context: requestContext, entries: []).encode())
-            appendTranscript(empty)
-            try sendHandshake(empty)
+            try sendClientCertificate(context: requestContext, configuration: configuration)
         }
         let verifyData = schedule.finishedVerifyData(trafficSecret: clientHandshakeSecret, transcriptHash: try transcriptHash())
         let finished = outgoing(Finished(verifyData: verifyData).encode())

@@ -155,6 +155,7 @@ extension TLSConnection {
             encrypted.append(Extension(type: .serverName, data: []))  // RFC 6066 §3: the name was used
         }
         try sendServerHandshake(EncryptedExtensions(extensions: encrypted).encode())
+        try sendCertificateRequestIfWanted(configuration)
         try sendServerHandshake(CertificateMessage(
             context: [], entries: certified.chain.map { CertificateEntry(data: $0, extensions: []) }).encode())
         let content = TLSConnection.signedContent(context: TLSConnection.serverSignatureContext, transcriptHash: try transcriptHash())
@@ -171,7 +172,7 @@ extension TLSConnection {
         writeProtection = RecordProtection(suite: suite, secret: application.server, crypto: crypto)
         readProtection = RecordProtection(suite: suite, secret: secrets.client, crypto: crypto)
         // The client's 0-RTT records (never accepted) come before its handshake records.
-        phase = .serverWaitFinished(expected: expectedClientFinished)
+        phase = serverPhaseAfterFlight(expectedClientFinished: expectedClientFinished)
     }
 
     func sendServerHandshake(_ message: [UInt8]) throws(TLSError) {

@@ -70,6 +70,10 @@ public final class TLSConnection {
         case serverWaitClientHello(RetryState?)
         /// Server: its flight sent, waiting for the client's Finished.
         case serverWaitFinished(expected: [UInt8])
+        /// Server: CertificateRequest sent, waiting for the client's Certificate.
+        case serverWaitClientCertificate
+        /// Server: waiting for the client's CertificateVerify (after verification).
+        case serverWaitClientCertificateVerify
         /// Handshake complete.
         case connected
         /// Failed or closed both ways: nothing more is processed.
@@ -110,6 +114,9 @@ public final class TLSConnection {
     var peerFinished = false
     var sentCloseNotify = false
     var receivedCloseNotify = false
+    /// The signature_algorithms of the handshake's CertificateRequest: the
+    /// server's list once sent, the client's copy once received; nil: none.
+    var requestedCertificateSchemes: [SignatureScheme]?
     /// Server: bytes of undecryptable 0-RTT records skipped so far.
     var skippedEarlyData = 0
     /// Server: the client announced early data we will not take.
@@ -446,6 +453,12 @@ public final class TLSConnection {
         case .serverWaitFinished(let expected):
             guard type == .finished else { throw unexpected(type, "Finished") }
             try serverReceivedFinished(Finished(parsing: body), raw: raw, expected: expected)
+        case .serverWaitClientCertificate:
+            guard type == .certificate else { throw unexpected(type, "Certificate") }
+            try serverReceivedCertificate(CertificateMessage(parsing: body), raw: raw)
+        case .serverWaitClientCertificateVerify:
+            guard type == .certificateVerify else { throw unexpected(type, "CertificateVerify") }
+            try serverReceivedCertificateVerify(CertificateVerify(parsing: body), raw: raw)
         case .connected:
             try handlePostHandshake(type: type, body: body)
         }
