@@ -1,3 +1,4 @@
+import Foundation
 import MirageDevices
 @testable import MirageTLS
 import MirageTLSCrypto
@@ -414,5 +415,21 @@ struct ClientAuthEngineTests {
         #expect(connection.clientCertificateSchemes(server) == [.rsaPSSRSAESHA384])
         server.signatureSchemes = [.rsaPKCS1SHA256]
         #expect(connection.clientCertificateSchemes(server).isEmpty)
+    }
+
+    @Test("the tls-engine fuzz harness reaches client authentication: its seeds complete (or fail) as the mode says",
+          arguments: [("client-auth-optional", 2), ("client-auth-required", 2), ("client-auth-required-none", 1)])
+    func fuzzSeeds(name: String, completions: Int) throws {
+        // First byte: bit 1 optional, bit 2 required, bit 3 no client certificate;
+        // then the operations of handshake-and-data. `decoded` counts completions.
+        let file = WireCorpusReplayTests.corpus.appendingPathComponent("tls-engine").appendingPathComponent(name)
+        let bytes = try [UInt8](Data(contentsOf: file))
+        let report = fuzzEngine(bytes.span)
+        #expect(report.decoded == completions)
+        if completions == 1 {
+            #expect(report.error == .alertReceived(.certificateRequired) || report.error == .certificateRequired)
+        } else {
+            #expect(report.error == nil)
+        }
     }
 }
