@@ -73,6 +73,9 @@ func fuzzEngine(_ input: Span<UInt8>) -> FuzzReport {
         serverConfiguration.clientAuthentication = first & 2 != 0 ? .optional : .required
         if first & 8 == 0 { clientConfiguration.certificates = [certificate] }
     }
+    // Bit 16 makes the client offer only TLS 1.2 (issue #10), so the TLS 1.2
+    // handshake, with or without client certificates, is fuzzed too.
+    if let first = bytes.first, first & 16 != 0 { clientConfiguration.versions = [.tls12] }
     let client = FuzzSide(TLSConnection(client: clientConfiguration, crypto: crypto, entropy: SeededEntropy(seed: 1)))
     let server = FuzzSide(TLSConnection(server: serverConfiguration, crypto: crypto, entropy: SeededEntropy(seed: 2)))
     var toServer: [UInt8] = []

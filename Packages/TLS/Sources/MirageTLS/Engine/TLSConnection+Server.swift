@@ -49,6 +49,10 @@ extension TLSConnection {
     func serverReceivedClientHello(_ hello: ClientHello, raw: [UInt8], retry: RetryState?) throws(TLSError) {
         let configuration = try serverConfiguration()
         let offer = try readOffer(hello)
+        if retry == nil, !(offer.versions.contains(.tls13) && configuration.versions.contains(.tls13)) {
+            try serverReceivedClientHello12(hello, raw: raw, offer: offer, configuration: configuration)
+            return
+        }
         guard offer.versions.contains(.tls13) else {
             throw .protocolVersion("the client does not offer TLS 1.3")
         }
@@ -102,14 +106,7 @@ extension TLSConnection {
         }) else {
             throw .handshakeFailure("no signature scheme in common with the certificate's key")
         }
-        var applicationProtocol: String?
-        if let offered = offer.protocols, !configuration.applicationProtocols.isEmpty {
-            // RFC 7301 §3.2: the server's preference; no overlap is fatal.
-            guard let chosen = configuration.applicationProtocols.first(where: { offered.contains(Array($0.utf8)) }) else {
-                throw .noApplicationProtocol
-            }
-            applicationProtocol = chosen
-        }
+        let applicationProtocol = try TLSConnection.serverChosenProtocol(offered: offer.protocols, configuration)
 
         guard let share = chosenShare else {
             // No usable share: ask for our most preferred group the client supports (§4.1.4).
