@@ -59,6 +59,9 @@ public struct AlertDescription: RawRepresentable, Hashable, Sendable, CustomStri
     public static let inappropriateFallback = AlertDescription(rawValue: 86)
     /// user_canceled(90)
     public static let userCanceled = AlertDescription(rawValue: 90)
+    /// no_renegotiation(100): TLS 1.2's refusal of a renegotiation, a warning
+    /// (RFC 5246 §7.2.2); reserved in TLS 1.3.
+    public static let noRenegotiation = AlertDescription(rawValue: 100)
     /// missing_extension(109)
     public static let missingExtension = AlertDescription(rawValue: 109)
     /// unsupported_extension(110)
@@ -74,12 +77,12 @@ public struct AlertDescription: RawRepresentable, Hashable, Sendable, CustomStri
     /// no_application_protocol(120)
     public static let noApplicationProtocol = AlertDescription(rawValue: 120)
 
-    /// Every alert RFC 8446 §6 defines.
+    /// Every alert RFC 8446 §6 defines, and TLS 1.2's no_renegotiation.
     public static let all: [AlertDescription] = [
         .closeNotify, .unexpectedMessage, .badRecordMAC, .recordOverflow, .handshakeFailure, .badCertificate,
         .unsupportedCertificate, .certificateRevoked, .certificateExpired, .certificateUnknown, .illegalParameter,
         .unknownCA, .accessDenied, .decodeError, .decryptError, .protocolVersion, .insufficientSecurity,
-        .internalError, .inappropriateFallback, .userCanceled, .missingExtension, .unsupportedExtension,
+        .internalError, .inappropriateFallback, .userCanceled, .noRenegotiation, .missingExtension, .unsupportedExtension,
         .unrecognizedName, .badCertificateStatusResponse, .unknownPSKIdentity, .certificateRequired,
         .noApplicationProtocol,
     ]
@@ -106,6 +109,7 @@ public struct AlertDescription: RawRepresentable, Hashable, Sendable, CustomStri
         case .internalError: return "internal_error"
         case .inappropriateFallback: return "inappropriate_fallback"
         case .userCanceled: return "user_canceled"
+        case .noRenegotiation: return "no_renegotiation"
         case .missingExtension: return "missing_extension"
         case .unsupportedExtension: return "unsupported_extension"
         case .unrecognizedName: return "unrecognized_name"

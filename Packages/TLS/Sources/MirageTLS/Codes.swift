@@ -366,3 +366,16 @@ public struct ExtensionType: RawRepresentable, Hashable, Sendable, CustomStringC
         }
     }
 }
+
+// MARK: - TLS 1.2 handshake types (RFC 5246 §7.4)
+
+extension HandshakeType {
+    /// hello_request(0): TLS 1.2 only; a server asking for renegotiation, which we refuse (RFC 5246 §7.4.1.1).
+    public static let helloRequest = HandshakeType(rawValue: 0)
+    /// server_key_exchange(12): TLS 1.2 only (RFC 5246 §7.4.3, RFC 8422 §5.4).
+    public static let serverKeyExchange = HandshakeType(rawValue: 12)
+    /// server_hello_done(14): TLS 1.2 only (RFC 5246 §7.4.5).
+    public static let serverHelloDone = HandshakeType(rawValue: 14)
+    /// client_key_exchange(16): TLS 1.2 only (RFC 5246 §7.4.7, RFC 8422 §5.7).
+    public static let clientKeyExchange = HandshakeType(rawValue: 16)
+}

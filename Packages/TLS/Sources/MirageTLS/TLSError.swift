@@ -27,6 +27,9 @@ public enum TLSError: Error, Hashable, Sendable {
     case certificateRequired
     /// ALPN: no protocol in common (no_application_protocol, RFC 7301 §3.2).
     case noApplicationProtocol
+    /// A client signalled a fallback (TLS_FALLBACK_SCSV) to a version below
+    /// our best (inappropriate_fallback, RFC 7507 §3).
+    case inappropriateFallback
     /// The SNI name matches no certificate and the server has no default (unrecognized_name).
     case unrecognizedName(String)
     /// The peer sent a fatal alert (or a warning other than close_notify/user_canceled).
@@ -59,6 +62,7 @@ public enum TLSError: Error, Hashable, Sendable {
         case .certificateRequired: return .certificateRequired
         case .noApplicationProtocol: return .noApplicationProtocol
         case .unrecognizedName: return .unrecognizedName
+        case .inappropriateFallback: return .inappropriateFallback
         case .alertReceived: return .closeNotify  // never answered: the connection is already gone
         case .limitExceeded, .notReady, .closed, .configuration, .internalError: return .internalError
         }

@@ -17,6 +17,8 @@ enum KeyAlgorithmOID {
     static let ecPublicKey: ASN1ObjectIdentifier = [1, 2, 840, 10045, 2, 1]
     /// secp256r1 / prime256v1 (RFC 5480 §2.1.1.1)
     static let prime256v1: ASN1ObjectIdentifier = [1, 2, 840, 10045, 3, 1, 7]
+    /// secp384r1 (RFC 5480 §2.1.1.1)
+    static let secp384r1: ASN1ObjectIdentifier = [1, 3, 132, 0, 34]
     /// rsaEncryption (RFC 8017 §A.1)
     static let rsaEncryption: ASN1ObjectIdentifier = [1, 2, 840, 113549, 1, 1, 1]
     /// id-RSASSA-PSS (RFC 4055 §3.1): a PSS-only key, i.e. rsa_pss_pss_*, which we do not support
@@ -29,6 +31,7 @@ enum KeyAlgorithmOID {
 enum CertificatePublicKey {
     case ed25519(Curve25519.Signing.PublicKey)
     case p256(P256.Signing.PublicKey)
+    case p384(P384.Signing.PublicKey)
     case rsa(_RSA.Signing.PublicKey)
     /// A key we can parse no further (another curve, RSASSA-PSS, …): no scheme fits it.
     case unsupported(String)
@@ -80,6 +83,13 @@ enum CertificatePublicKey {
             guard algorithm.count == 2, let curve = try? ASN1ObjectIdentifier(derEncoded: algorithm[1]) else {
                 throw .badCertificate(.malformed("EC public key without a named curve"))
             }
+            if curve == KeyAlgorithmOID.secp384r1 {
+                guard let key = try? P384.Signing.PublicKey(x963Representation: keyBytes) else {
+                    throw .badCertificate(.malformed("bad P-384 public key"))
+                }
+                self = .p384(key)
+                return
+            }
             guard curve == KeyAlgorithmOID.prime256v1 else {
                 self = .unsupported("EC key on curve \(curve)")
                 return
@@ -118,11 +128,25 @@ enum CertificatePublicKey {
                 throw .decryptError("ECDSA signature is not a DER ECDSA-Sig-Value")
             }
             valid = key.isValidSignature(parsed, for: SHA256.hash(data: message))
+        case (.p384(let key), .ecdsaSecp384r1SHA384):
+            guard let parsed = try? P384.Signing.ECDSASignature(derRepresentation: signature) else {
+                throw .decryptError("ECDSA signature is not a DER ECDSA-Sig-Value")
+            }
+            valid = key.isValidSignature(parsed, for: SHA384.hash(data: message))
         case (.rsa(let key), .rsaPSSRSAESHA256):
             // PSS with MGF1 over the same hash, salt length = hash length (§4.2.3).
             valid = key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: SHA256.hash(data: message), padding: .PSS)
         case (.rsa(let key), .rsaPSSRSAESHA384):
             valid = key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: SHA384.hash(data: message), padding: .PSS)
+        case (.rsa(let key), .rsaPSSRSAESHA512):
+            valid = key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: SHA512.hash(data: message), padding: .PSS)
+        case (.rsa(let key), .rsaPKCS1SHA256):
+            // RSASSA-PKCS1-v1_5 (RFC 8017 §8.2): TLS 1.2 only; the TLS 1.3 engine never passes it here.
+            valid = key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5)
+        case (.rsa(let key), .rsaPKCS1SHA384):
+            valid = key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: SHA384.hash(data: message), padding: .insecurePKCS1v1_5)
+        case (.rsa(let key), .rsaPKCS1SHA512):
+            valid = key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: SHA512.hash(data: message), padding: .insecurePKCS1v1_5)
         default:
             throw .illegalParameter("signature scheme \(scheme) does not fit the certificate's \(keyDescription)")
         }
@@ -134,6 +158,7 @@ enum CertificatePublicKey {
         switch self {
         case .ed25519: return "Ed25519 key"
         case .p256: return "P-256 key"
+        case .p384: return "P-384 key"
         case .rsa(let key): return "RSA-\(key.keySizeInBits) key"
         case .unsupported(let what): return what
         }

@@ -9,8 +9,10 @@ import SwiftASN1
 import _CryptoExtras
 
 /// An Ed25519, ECDSA P-256 or RSA private key, for a server's (or client's)
-/// CertificateVerify. RSA keys sign with RSA-PSS only (rsa_pss_rsae_*), as
-/// TLS 1.3 forbids PKCS#1 v1.5 in CertificateVerify (§4.2.3).
+/// CertificateVerify. RSA keys list RSA-PSS (rsa_pss_rsae_*) first and then
+/// PKCS#1 v1.5 (rsa_pkcs1_*), which only TLS 1.2 may use: TLS 1.3 forbids it
+/// in CertificateVerify (RFC 8446 §4.2.3), so the TLS 1.3 engine keeps to
+/// `SignatureScheme.tls13`.
 public final class PrivateSigningKey: SigningKey {
     private enum Backing {
         case ed25519(Curve25519.Signing.PrivateKey)
@@ -126,17 +128,24 @@ public final class PrivateSigningKey: SigningKey {
     public init(_ key: Curve25519.Signing.PrivateKey) { backing = .ed25519(key) }
     /// Wraps a P-256 key.
     public init(_ key: P256.Signing.PrivateKey) { backing = .p256(key) }
-    /// Wraps an RSA key (signs with RSA-PSS).
+    /// Wraps an RSA key (signs with RSA-PSS, and PKCS#1 v1.5 for TLS 1.2).
     public init(_ key: _RSA.Signing.PrivateKey) { backing = .rsa(key) }
 
-    /// ed25519, ecdsa_secp256r1_sha256, or rsa_pss_rsae_sha256 then _sha384.
+    /// ed25519, ecdsa_secp256r1_sha256, or rsa_pss_rsae_sha256, _sha384,
+    /// _sha512 then (TLS 1.2 only) rsa_pkcs1_sha256, _sha384, _sha512.
     public var signatureSchemes: [SignatureScheme] {
         switch backing {
         case .ed25519: return [.ed25519]
         case .p256: return [.ecdsaSecp256r1SHA256]
-        case .rsa: return [.rsaPSSRSAESHA256, .rsaPSSRSAESHA384]
+        case .rsa: return Self.rsaSchemes
         }
     }
+
+    /// What an RSA key signs with: PSS first (TLS 1.3 and 1.2), then PKCS#1
+    /// v1.5 (TLS 1.2 only, RFC 5246 §7.4.1.4.1).
+    static let rsaSchemes: [SignatureScheme] = [
+        .rsaPSSRSAESHA256, .rsaPSSRSAESHA384, .rsaPSSRSAESHA512, .rsaPKCS1SHA256, .rsaPKCS1SHA384, .rsaPKCS1SHA512,
+    ]
 
     /// The DER SubjectPublicKeyInfo of the matching public key (to compare
     /// with a certificate's).
@@ -163,6 +172,15 @@ public final class PrivateSigningKey: SigningKey {
                 return Array(try key.signature(for: SHA256.hash(data: message), padding: .PSS).rawRepresentation)
             case (.rsa(let key), .rsaPSSRSAESHA384):
                 return Array(try key.signature(for: SHA384.hash(data: message), padding: .PSS).rawRepresentation)
+            case (.rsa(let key), .rsaPSSRSAESHA512):
+                return Array(try key.signature(for: SHA512.hash(data: message), padding: .PSS).rawRepresentation)
+            case (.rsa(let key), .rsaPKCS1SHA256):
+                // RSASSA-PKCS1-v1_5 (RFC 8017 §8.2): TLS 1.2's digitally-signed (RFC 5246 §4.7).
+                return Array(try key.signature(for: SHA256.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
+            case (.rsa(let key), .rsaPKCS1SHA384):
+                return Array(try key.signature(for: SHA384.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
+            case (.rsa(let key), .rsaPKCS1SHA512):
+                return Array(try key.signature(for: SHA512.hash(data: message), padding: .insecurePKCS1v1_5).rawRepresentation)
             default:
                 break
             }

@@ -115,8 +115,14 @@ public final class SwiftCryptoProvider: CryptoProvider {
     /// X25519 first (fast, constant-time by design), then P-256.
     public var supportedGroups: [NamedGroup] { [.x25519, .secp256r1] }
 
-    /// The CertificateVerify schemes `verify` accepts.
-    public var supportedSignatureSchemes: [SignatureScheme] { SignatureScheme.tls13 }
+    /// The schemes `verify` accepts: TLS 1.3's, then the rest of TLS 1.2's
+    /// (PKCS#1 v1.5, P-384, PSS-SHA512) for ServerKeyExchange and TLS 1.2
+    /// CertificateVerify.
+    public var supportedSignatureSchemes: [SignatureScheme] { Self.verifiableSchemes }
+
+    /// SignatureScheme.tls13 ∪ SignatureScheme.tls12, TLS 1.3's first.
+    static let verifiableSchemes: [SignatureScheme] =
+        SignatureScheme.tls13 + SignatureScheme.tls12.filter { !SignatureScheme.tls13.contains($0) }
 }
 
 /// AES-128-GCM or AES-256-GCM (the key length decides).

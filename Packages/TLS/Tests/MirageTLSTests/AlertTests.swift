@@ -15,8 +15,10 @@ struct AlertTests {
 
     @Test("every RFC 8446 alert has its registry name and value")
     func names() {
-        #expect(AlertDescription.all.count == 27)
-        #expect(Set(AlertDescription.all.map(\.rawValue)).count == 27)
+        #expect(AlertDescription.all.count == 28)
+        #expect(Set(AlertDescription.all.map(\.rawValue)).count == 28)
+        #expect(AlertDescription.noRenegotiation.rawValue == 100)
+        #expect(AlertDescription.noRenegotiation.description == "no_renegotiation")
         #expect(AlertDescription.badRecordMAC.description == "bad_record_mac")
         #expect(AlertDescription.noApplicationProtocol.rawValue == 120)
         #expect(AlertDescription(rawValue: 200).description == "alert(200)")

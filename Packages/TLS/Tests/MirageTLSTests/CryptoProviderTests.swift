@@ -203,10 +203,12 @@ func certificateVerifyContent(server: Bool, transcriptHash: [UInt8]) -> [UInt8] 
 
     @Test func signingKeysOfferTheirSchemes() throws {
         let schemes = try SigningFixture.make().map { $0.key.signatureSchemes }
-        #expect(schemes == [[.ed25519], [.ecdsaSecp256r1SHA256], [.rsaPSSRSAESHA256, .rsaPSSRSAESHA384]])
+        // RSA: PSS first, then PKCS#1 v1.5 (TLS 1.2 only).
+        #expect(schemes == [[.ed25519], [.ecdsaSecp256r1SHA256],
+                            [.rsaPSSRSAESHA256, .rsaPSSRSAESHA384, .rsaPSSRSAESHA512, .rsaPKCS1SHA256, .rsaPKCS1SHA384, .rsaPKCS1SHA512]])
         // A scheme the key cannot sign with is refused.
         let rsa = try PrivateSigningKey(pem: CryptoTestKeys.rsaPKCS8)
-        expectCryptoAlert(.handshakeFailure) { () throws(TLSError) in _ = try rsa.sign([1], scheme: .rsaPKCS1SHA256) }
+        expectCryptoAlert(.handshakeFailure) { () throws(TLSError) in _ = try rsa.sign([1], scheme: .ecdsaSecp256r1SHA256) }
         expectCryptoAlert(.handshakeFailure) { () throws(TLSError) in _ = try rsa.sign([1], scheme: .ed25519) }
     }
 
@@ -245,9 +247,7 @@ func certificateVerifyContent(server: Bool, transcriptHash: [UInt8]) -> [UInt8] 
         let wrong: [(Int, SignatureScheme)] = [
             (0, .ecdsaSecp256r1SHA256), (0, .rsaPSSRSAESHA256),
             (1, .ed25519), (1, .rsaPSSRSAESHA256), (1, .ecdsaSecp384r1SHA384),
-            (2, .ecdsaSecp256r1SHA256), (2, .ed25519),
-            // RSA PKCS#1 v1.5 is for certificates only, never CertificateVerify (§4.2.3).
-            (2, .rsaPKCS1SHA256), (2, .rsaPSSRSAESHA512),
+            (2, .ecdsaSecp256r1SHA256), (2, .ed25519), (2, .ecdsaSecp384r1SHA384),
         ]
         for (index, scheme) in wrong {
             let fixture = fixtures[index]

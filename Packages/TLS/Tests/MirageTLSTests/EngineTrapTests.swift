@@ -291,12 +291,17 @@ struct EngineTrapTests {
 
     @Test("a ClientHello without TLS 1.3 in supported_versions: protocol_version")
     func noTLS13() {
-        let pair = Self.pair()
+        var client = TLSClientConfiguration(serverName: "localhost")
+        client.cipherSuites = [.aes128GCMSHA256]
+        var server = TLSServerConfiguration(certificates: [TestCredentials.leaf(.p256)])
+        server.versions = [.tls13]  // a TLS 1.3-only server; TLS 1.2 servers are EngineTLS12Tests'
+        let pair = ConnectionPair(client: client, server: server)
         pair.client.tamperWithOutgoingHandshake = Self.rewriteClientHello { hello in
             hello.extensions.removeAll { $0.type == .supportedVersions }
         }
         pair.run()
-        Self.expect(pair, client: .alertReceived(.protocolVersion), server: .protocolVersion("the client does not offer TLS 1.3"))
+        Self.expect(pair, client: .alertReceived(.protocolVersion),
+                    server: .protocolVersion("the client offers no version we speak (its hello says 0x303)"))
     }
 
     @Test("a HelloRetryRequest cookie too large to echo fails the client cleanly (illegal_parameter), no trap")

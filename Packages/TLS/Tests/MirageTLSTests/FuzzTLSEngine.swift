@@ -67,6 +67,15 @@ func fuzzEngine(_ input: Span<UInt8>) -> FuzzReport {
         serverConfiguration.groups = [.secp256r1]
         clientConfiguration.groups = [.x25519, .secp256r1]
     }
+    // Its next bits make the server ask for a client certificate (issue #10),
+    // optionally or required, and give the client one (or not).
+    if let first = bytes.first, first & 6 != 0 {
+        serverConfiguration.clientAuthentication = first & 2 != 0 ? .optional : .required
+        if first & 8 == 0 { clientConfiguration.certificates = [certificate] }
+    }
+    // Bit 16 makes the client offer only TLS 1.2 (issue #10), so the TLS 1.2
+    // handshake, with or without client certificates, is fuzzed too.
+    if let first = bytes.first, first & 16 != 0 { clientConfiguration.versions = [.tls12] }
     let client = FuzzSide(TLSConnection(client: clientConfiguration, crypto: crypto, entropy: SeededEntropy(seed: 1)))
     let server = FuzzSide(TLSConnection(server: serverConfiguration, crypto: crypto, entropy: SeededEntropy(seed: 2)))
     var toServer: [UInt8] = []

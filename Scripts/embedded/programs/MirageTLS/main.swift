@@ -34,7 +34,7 @@ final class Side {
     }
 }
 
-func makePair(retry: Bool) -> (Side, Side) {
+func makePair(retry: Bool, tls12: Bool = false) -> (Side, Side) {
     let crypto = FuzzCrypto()
     let certificate = CertifiedKey(chain: [[0x30, 0x03, 0x02, 0x01, 0x01]], key: FuzzCrypto.Signer(), serverNames: ["embedded.test"])
     var client = TLSClientConfiguration(serverName: "embedded.test")
@@ -46,6 +46,11 @@ func makePair(retry: Bool) -> (Side, Side) {
     if retry {
         client.groups = [.x25519, .secp256r1]
         server.groups = [.secp256r1]
+    }
+    if tls12 {
+        client.versions = [.tls12]
+        server.clientAuthentication = .required
+        client.certificates = [certificate]
     }
     return (Side(TLSConnection(client: client, crypto: crypto, entropy: SeededEntropy(seed: 11))),
             Side(TLSConnection(server: server, crypto: crypto, entropy: SeededEntropy(seed: 12))))
@@ -104,6 +109,31 @@ func checkHandshake(_ report: Report, retry: Bool, piece: Int) {
     report.expect(client.closed && server.closed, "close_notify both ways")
     report.expect(client.connection.isEnded && server.connection.isEnded, "both ended")
     report.expect(client.failure == nil && server.failure == nil, "no failure")
+}
+
+/// TLS 1.2 with a client certificate, and renegotiation refused, on bare metal too.
+func checkTLS12(_ report: Report, piece: Int) {
+    let (client, server) = makePair(retry: false, tls12: true)
+    client.connection.start()
+    pump(client, server, piece: piece, report)
+    report.expect(client.completed && server.completed, "TLS 1.2 handshake completes")
+    report.expect(client.connection.negotiated?.version == .tls12 && server.connection.negotiated?.version == .tls12, "TLS 1.2 negotiated")
+    report.expect(client.connection.negotiated?.cipherSuite == .ecdheECDSAWithAES128GCMSHA256, "TLS 1.2 suite")
+    report.expect(server.connection.negotiated?.peerCertificates.count == 1, "the server has the client's certificate")
+    var request: [UInt8] = []
+    for i in 0..<20_000 { request.append(UInt8(truncatingIfNeeded: i &* 3)) }
+    do throws(TLSError) {
+        try client.connection.write(request.span)
+        try server.connection.write(bytes("tls 1.2 reply").span)
+        pump(client, server, piece: piece, report)
+    } catch {
+        report.expect(false, "TLS 1.2 write threw")
+    }
+    report.expect(server.received == request && client.received == bytes("tls 1.2 reply"), "TLS 1.2 data both ways")
+    client.connection.close()
+    server.connection.close()
+    pump(client, server, piece: piece, report)
+    report.expect(client.failure == nil && server.failure == nil && client.closed && server.closed, "TLS 1.2 closes cleanly")
 }
 
 func checkTampering(_ report: Report) {
@@ -201,6 +231,8 @@ public func mirageMain() -> Int32 {
     checkHandshake(report, retry: false, piece: 1 << 20)
     checkHandshake(report, retry: false, piece: 3)
     checkHandshake(report, retry: true, piece: 64)
+    checkTLS12(report, piece: 1 << 20)
+    checkTLS12(report, piece: 5)
     checkTampering(report)
     checkStack(report)
     print("MirageTLS: \(report.checks) checks, \(report.failed) failed, digest \(report.digest)")

@@ -21,20 +21,27 @@ extension TLSConnection {
     }
 
     func sendClientHello(_ configuration: TLSClientConfiguration) throws(TLSError) {
-        guard !configuration.cipherSuites.isEmpty, configuration.cipherSuites.allSatisfy({ $0.aead != nil }) else {
-            throw .configuration("the client offers no (or an unknown) cipher suite")
+        let suites = TLSConnection.offeredCipherSuites(configuration)
+        guard !suites.isEmpty, configuration.cipherSuites.allSatisfy({ $0.aead != nil }) else {
+            throw .configuration("the client offers no (or an unknown) cipher suite for its versions")
         }
+        let offersTLS13 = configuration.versions.contains(.tls13)
         let shareGroups = configuration.keyShareGroups.filter { configuration.groups.contains($0) }
         guard !configuration.groups.isEmpty else { throw .configuration("the client offers no group") }
         var shares: [any KeyExchange] = []
-        for group in shareGroups.isEmpty ? [configuration.groups[0]] : shareGroups {
-            shares.append(try crypto.makeKeyExchange(group))
+        if offersTLS13 {
+            for group in shareGroups.isEmpty ? [configuration.groups[0]] : shareGroups {
+                shares.append(try crypto.makeKeyExchange(group))
+            }
         }
+        // RFC 5077 §3.4: a client offering a TLS 1.2 ticket sends a session
+        // ID, to recognise the server's acceptance in its echo.
+        let sessionID = configuration.middleboxCompatibility || offeredSession12 != nil ? randomBytes(32) : []
         let hello = ClientHello(
             legacyVersion: .tls12,
             random: randomBytes(32),
-            legacySessionID: configuration.middleboxCompatibility ? randomBytes(32) : [],
-            cipherSuites: configuration.cipherSuites,
+            legacySessionID: sessionID,
+            cipherSuites: suites,
             legacyCompressionMethods: [0],
             extensions: clientHelloExtensions(configuration, shares: shares, cookie: nil))
         let raw = outgoing(hello.encode())
@@ -42,7 +49,7 @@ extension TLSConnection {
         appendTranscript(raw)
         // §5.1: the first ClientHello's record may say TLS 1.0 for old middleboxes.
         appendPlainRecord(.handshake, raw, version: .tls10)
-        parameters = NegotiatedParameters(version: .tls13, cipherSuite: configuration.cipherSuites[0],
+        parameters = NegotiatedParameters(version: offersTLS13 ? .tls13 : .tls12, cipherSuite: suites[0],
                                           serverName: configuration.serverName)
         phase = .clientWaitServerHello(ClientHelloSent(hello: sentHello, shares: shares, retrySuite: nil))
     }
@@ -60,15 +67,25 @@ extension TLSConnection {
         if let name = TLSConnection.sniName(configuration.serverName) {
             extensions.append(Extension(type: .serverName, data: ServerNameList(hostName: name).encode()))
         }
-        extensions.append(Extension(type: .supportedVersions, data: SupportedVersionsClient(versions: [.tls13]).encode()))
+        let offersTLS13 = configuration.versions.contains(.tls13)
+        if offersTLS13 {
+            // Without TLS 1.3 the hello is a plain TLS 1.2 one: no supported_versions (RFC 8446 §4.2.1).
+            let versions = [ProtocolVersion.tls13, .tls12].filter { configuration.versions.contains($0) }
+            extensions.append(Extension(type: .supportedVersions, data: SupportedVersionsClient(versions: versions).encode()))
+        }
         extensions.append(Extension(type: .supportedGroups, data: SupportedGroupsList(groups: configuration.groups).encode()))
         extensions.append(Extension(type: .signatureAlgorithms,
-                                    data: SignatureSchemeList(schemes: configuration.signatureSchemes).encode()))
+                                    data: SignatureSchemeList(schemes: TLSConnection.offeredSignatureSchemes(configuration)).encode()))
         // Certificates may be signed with schemes CertificateVerify may not use (RSA PKCS#1, §4.2.3).
         extensions.append(Extension(type: .signatureAlgorithmsCert,
                                     data: SignatureSchemeList(schemes: SignatureScheme.certificates).encode()))
-        let entries = shares.map { KeyShareEntry(group: $0.group, keyExchange: $0.publicKey) }
-        extensions.append(Extension(type: .keyShare, data: KeyShareClientHello(shares: entries).encode()))
+        if offersTLS13 {
+            let entries = shares.map { KeyShareEntry(group: $0.group, keyExchange: $0.publicKey) }
+            extensions.append(Extension(type: .keyShare, data: KeyShareClientHello(shares: entries).encode()))
+        }
+        if configuration.versions.contains(.tls12) {
+            extensions += tls12ClientHelloExtensions(ticket: offeredSession12?.ticket)
+        }
         if !configuration.applicationProtocols.isEmpty {
             extensions.append(Extension(type: .alpn, data: ProtocolNameList(
                 protocols: configuration.applicationProtocols.map { Array($0.utf8) }).encode()))
@@ -84,11 +101,13 @@ extension TLSConnection {
     func clientReceivedServerHello(_ hello: ServerHello, raw: [UInt8], sent: ClientHelloSent) throws(TLSError) {
         let configuration = try clientConfiguration()
         guard let versions = hello.extensions.first(.supportedVersions) else {
-            // Without supported_versions the server chose TLS 1.2 or older; only 1.3 is implemented.
-            throw .protocolVersion("the server chose a version below TLS 1.3 (no supported_versions)")
+            // Without supported_versions the server chose TLS 1.2 or older (RFC 8446 §4.2.1).
+            try clientReceivedServerHello12(hello, raw: raw, sent: sent, configuration: configuration)
+            return
         }
         let selected = try SupportedVersionsServer(parsing: versions.data).selected
-        guard selected == .tls13 else {
+        // §4.2.1: TLS 1.2 is never selected through supported_versions.
+        guard selected == .tls13, configuration.versions.contains(.tls13) else {
             throw .illegalParameter("the server selected version 0x\(String(selected.rawValue, radix: 16)), which was not offered")
         }
         guard hello.legacyVersion == .tls12 else { throw .illegalParameter("ServerHello legacy_version is not 0x0303") }
@@ -202,12 +221,7 @@ extension TLSConnection {
             case .serverName:
                 guard ext.data.isEmpty else { throw .decodeError("server_name in EncryptedExtensions must be empty") }
             case .alpn:
-                let list = try ProtocolNameList(parsing: ext.data).protocols
-                // RFC 7301 §3.1: exactly one protocol, one the client offered.
-                guard list.count == 1, let chosen = configuration.applicationProtocols.first(where: { Array($0.utf8) == list[0] }) else {
-                    throw .illegalParameter("the server chose an ALPN protocol that was not offered")
-                }
-                parameters?.applicationProtocol = chosen
+                parameters?.applicationProtocol = try serverChosenProtocol(ext.data, configuration)
             case .supportedGroups:
                 break  // the server's preferences, informational (§4.2.7)
             case .recordSizeLimit:
@@ -229,7 +243,7 @@ extension TLSConnection {
     func clientReceivedCertificateRequest(_ request: CertificateRequest, raw: [UInt8]) throws(TLSError) {
         // §4.3.2: signature_algorithms is required; the context is empty during the handshake.
         guard let schemes = request.extensions.first(.signatureAlgorithms) else { throw .missingExtension(.signatureAlgorithms) }
-        _ = try SignatureSchemeList(parsing: schemes.data)
+        requestedCertificateSchemes = try SignatureSchemeList(parsing: schemes.data).schemes
         guard request.context.isEmpty else { throw .illegalParameter("certificate_request_context must be empty in the handshake") }
         appendTranscript(raw)
         phase = .clientWaitCertificate(requestContext: request.context)
@@ -290,10 +304,7 @@ extension TLSConnection {
         // Our flight: [CCS], [Certificate], Finished under the handshake keys (§4.4).
         if configuration.middleboxCompatibility { sendChangeCipherSpecOnce() }
         if let requestContext {
-            // Client certificates arrive with issue #10: answer with none (§4.4.2: an empty list).
-            let empty = outgoing(CertificateMessage(context: requestContext, entries: []).encode())
-            appendTranscript(empty)
-            try sendHandshake(empty)
+            try sendClientCertificate(context: requestContext, configuration: configuration)
         }
         let verifyData = schedule.finishedVerifyData(trafficSecret: clientHandshakeSecret, transcriptHash: try transcriptHash())
         let finished = outgoing(Finished(verifyData: verifyData).encode())

@@ -49,6 +49,10 @@ extension TLSConnection {
     func serverReceivedClientHello(_ hello: ClientHello, raw: [UInt8], retry: RetryState?) throws(TLSError) {
         let configuration = try serverConfiguration()
         let offer = try readOffer(hello)
+        if retry == nil, !(offer.versions.contains(.tls13) && configuration.versions.contains(.tls13)) {
+            try serverReceivedClientHello12(hello, raw: raw, offer: offer, configuration: configuration)
+            return
+        }
         guard offer.versions.contains(.tls13) else {
             throw .protocolVersion("the client does not offer TLS 1.3")
         }
@@ -102,14 +106,7 @@ extension TLSConnection {
         }) else {
             throw .handshakeFailure("no signature scheme in common with the certificate's key")
         }
-        var applicationProtocol: String?
-        if let offered = offer.protocols, !configuration.applicationProtocols.isEmpty {
-            // RFC 7301 §3.2: the server's preference; no overlap is fatal.
-            guard let chosen = configuration.applicationProtocols.first(where: { offered.contains(Array($0.utf8)) }) else {
-                throw .noApplicationProtocol
-            }
-            applicationProtocol = chosen
-        }
+        let applicationProtocol = try TLSConnection.serverChosenProtocol(offered: offer.protocols, configuration)
 
         guard let share = chosenShare else {
             // No usable share: ask for our most preferred group the client supports (§4.1.4).
@@ -155,6 +152,7 @@ extension TLSConnection {
             encrypted.append(Extension(type: .serverName, data: []))  // RFC 6066 §3: the name was used
         }
         try sendServerHandshake(EncryptedExtensions(extensions: encrypted).encode())
+        try sendCertificateRequestIfWanted(configuration)
         try sendServerHandshake(CertificateMessage(
             context: [], entries: certified.chain.map { CertificateEntry(data: $0, extensions: []) }).encode())
         let content = TLSConnection.signedContent(context: TLSConnection.serverSignatureContext, transcriptHash: try transcriptHash())
@@ -171,7 +169,7 @@ extension TLSConnection {
         writeProtection = RecordProtection(suite: suite, secret: application.server, crypto: crypto)
         readProtection = RecordProtection(suite: suite, secret: secrets.client, crypto: crypto)
         // The client's 0-RTT records (never accepted) come before its handshake records.
-        phase = .serverWaitFinished(expected: expectedClientFinished)
+        phase = serverPhaseAfterFlight(expectedClientFinished: expectedClientFinished)
     }
 
     func sendServerHandshake(_ message: [UInt8]) throws(TLSError) {

@@ -70,6 +70,12 @@ public final class TLSConnection {
         case serverWaitClientHello(RetryState?)
         /// Server: its flight sent, waiting for the client's Finished.
         case serverWaitFinished(expected: [UInt8])
+        /// Server: CertificateRequest sent, waiting for the client's Certificate.
+        case serverWaitClientCertificate
+        /// Server: waiting for the client's CertificateVerify (after verification).
+        case serverWaitClientCertificateVerify
+        /// A TLS 1.2 handshake (RFC 5246), at the step named.
+        case tls12(TLS12Step)
         /// Handshake complete.
         case connected
         /// Failed or closed both ways: nothing more is processed.
@@ -96,6 +102,10 @@ public final class TLSConnection {
     var serverApplicationSecret: [UInt8] = []
 
     var parameters: NegotiatedParameters?
+    /// The TLS 1.2 handshake in progress (nil for TLS 1.3 and once complete).
+    var handshake12: TLS12Handshake?
+    /// Client: the TLS 1.2 session whose ticket the ClientHello offers.
+    var offeredSession12: TLS12Session?
     /// The driver's monotonic time, set before each call that may need it:
     /// ticket ages and expiry are measured with it (the core reads no clock).
     public var now = Instant(nanoseconds: 0)
@@ -110,6 +120,9 @@ public final class TLSConnection {
     var peerFinished = false
     var sentCloseNotify = false
     var receivedCloseNotify = false
+    /// The signature_algorithms of the handshake's CertificateRequest: the
+    /// server's list once sent, the client's copy once received; nil: none.
+    var requestedCertificateSchemes: [SignatureScheme]?
     /// Server: bytes of undecryptable 0-RTT records skipped so far.
     var skippedEarlyData = 0
     /// Server: the client announced early data we will not take.
@@ -252,6 +265,7 @@ public final class TLSConnection {
     public func updateKeys(requestPeerUpdate: Bool) throws(TLSError) {
         guard case .connected = phase else { throw .notReady("key update before the handshake completed") }
         guard !sentCloseNotify else { throw .closed }
+        guard !isTLS12 else { throw .notReady("TLS 1.2 has no KeyUpdate") }
         try sendKeyUpdate(request: requestPeerUpdate)
     }
 
@@ -297,6 +311,10 @@ public final class TLSConnection {
     }
 
     func handleRecord(_ header: RecordHeader, _ fragment: [UInt8]) throws(TLSError) {
+        if header.contentType == .changeCipherSpec, isTLS12 {
+            try handleChangeCipherSpec12(fragment)
+            return
+        }
         if header.contentType == .changeCipherSpec {
             // §5: one byte 0x01, unprotected, between the first ClientHello
             // and the peer's Finished, is dropped; anything else is fatal.
@@ -308,7 +326,7 @@ public final class TLSConnection {
         }
         let contentType: ContentType
         let plaintext: [UInt8]
-        if header.contentType == .alert, let protection = readProtection, protection.sequenceNumber == 0,
+        if header.contentType == .alert, let protection = readProtection, !protection.isTLS12, protection.sequenceNumber == 0,
            !isHandshakeComplete, !peerFinished {
             // A peer that fails before it has keys (on the very message that
             // gave us ours) can only send its alert in the clear; take it.
@@ -316,7 +334,8 @@ public final class TLSConnection {
             return
         }
         if var protection = readProtection {
-            guard header.contentType == .applicationData else {
+            // TLS 1.2 records keep their real content type outside (RFC 5246 §6.2.3.3).
+            guard header.contentType == .applicationData || protection.isTLS12 else {
                 throw .unexpectedMessage("unprotected \(header.contentType.rawValue) record after keys changed")
             }
             do throws(TLSError) {
@@ -407,6 +426,13 @@ public final class TLSConnection {
         if alert.description == .userCanceled {
             return  // §6.1: a close_notify should follow
         }
+        if isTLS12, alert.level == .warning {
+            // RFC 5246 §7.2: a warning does not end a TLS 1.2 connection
+            // (no_renegotiation answering nothing we asked, for one); a run
+            // of them is cut off like other empty records.
+            try countEmptyRecord()
+            return
+        }
         // §6: every other alert is fatal in TLS 1.3, whatever its level.
         let error = TLSError.alertReceived(alert.description)
         phase = .ended
@@ -446,8 +472,20 @@ public final class TLSConnection {
         case .serverWaitFinished(let expected):
             guard type == .finished else { throw unexpected(type, "Finished") }
             try serverReceivedFinished(Finished(parsing: body), raw: raw, expected: expected)
+        case .serverWaitClientCertificate:
+            guard type == .certificate else { throw unexpected(type, "Certificate") }
+            try serverReceivedCertificate(CertificateMessage(parsing: body), raw: raw)
+        case .serverWaitClientCertificateVerify:
+            guard type == .certificateVerify else { throw unexpected(type, "CertificateVerify") }
+            try serverReceivedCertificateVerify(CertificateVerify(parsing: body), raw: raw)
+        case .tls12(let step):
+            try handleHandshake12(step, type: type, body: body, raw: raw)
         case .connected:
-            try handlePostHandshake(type: type, body: body)
+            if isTLS12 {
+                try handlePostHandshake12(type: type, body: body)
+            } else {
+                try handlePostHandshake(type: type, body: body)
+            }
         }
     }
 
@@ -561,6 +599,8 @@ public final class TLSConnection {
     }
 
     func updateKeysIfWorn() throws(TLSError) {
+        // TLS 1.2 cannot change keys without renegotiation, which we refuse.
+        if isTLS12 { return }
         if let protection = writeProtection, protection.sequenceNumber >= TLSConnection.keyUpdateThreshold {
             try sendKeyUpdate(request: false)
         }

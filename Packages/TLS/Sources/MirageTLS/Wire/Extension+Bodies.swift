@@ -370,3 +370,58 @@ private func encodeUInt16Vector(_ values: [UInt16]) -> [UInt8] {
     out.appendVector16 { out in for v in values { out.appendUInt16(v) } }
     return out
 }
+
+// MARK: - TLS 1.2 extension bodies
+
+/// renegotiation_info (RFC 5746 §3.2): `opaque renegotiated_connection<0..255>`.
+/// Empty on an initial handshake, which is the only kind this library does
+/// (§3.4, §3.6: a client sends it empty or the SCSV; a server echoes it empty).
+public struct RenegotiationInfo: ExtensionBody {
+    /// The previous handshake's verify_data (empty on an initial handshake).
+    public var renegotiatedConnection: [UInt8]
+
+    /// A renegotiation_info body (empty by default: an initial handshake).
+    public init(renegotiatedConnection: [UInt8] = []) { self.renegotiatedConnection = renegotiatedConnection }
+
+    /// Parses the data: one 1-byte-length vector filling it exactly.
+    public init(parsing data: [UInt8]) throws(TLSError) {
+        var r = ByteReader(data)
+        renegotiatedConnection = try r.readVector8()
+        try r.expectEnd("renegotiation_info")
+    }
+
+    /// The encoded data.
+    public func encode() -> [UInt8] {
+        var out: [UInt8] = []
+        out.appendVector8 { $0.append(contentsOf: renegotiatedConnection) }
+        return out
+    }
+}
+
+/// ec_point_formats (RFC 8422 §5.1.2): `ECPointFormat ec_point_format_list<1..2^8-1>`.
+/// Only uncompressed points are used (RFC 8422 §5.1.2: the other formats are
+/// deprecated), but a peer's list is carried as it is.
+public struct ECPointFormatList: ExtensionBody {
+    /// ECPointFormat uncompressed(0), which every implementation MUST support (RFC 8422 §5.1.2).
+    public static let uncompressed: UInt8 = 0
+    /// The formats, in preference order.
+    public var formats: [UInt8]
+
+    /// An ec_point_formats body (`[uncompressed]` by default).
+    public init(formats: [UInt8] = [ECPointFormatList.uncompressed]) { self.formats = formats }
+
+    /// Parses the data; an empty list is a decode error.
+    public init(parsing data: [UInt8]) throws(TLSError) {
+        var r = ByteReader(data)
+        formats = try r.readVector8()
+        try r.expectEnd("ec_point_formats")
+        guard !formats.isEmpty else { throw .decodeError("empty ec_point_formats") }
+    }
+
+    /// The encoded data.
+    public func encode() -> [UInt8] {
+        var out: [UInt8] = []
+        out.appendVector8 { $0.append(contentsOf: formats) }
+        return out
+    }
+}

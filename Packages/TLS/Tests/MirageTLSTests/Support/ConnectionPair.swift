@@ -11,6 +11,8 @@ final class ConnectionPair {
     var clientEvents: [TLSEvent] = []
     var serverEvents: [TLSEvent] = []
     var verification: CertificateVerificationResult = .trusted
+    /// The answer for a client's certificates (on the server), when it differs from `verification`.
+    var clientCertificateVerification: CertificateVerificationResult?
     var verificationRequests: [CertificateVerificationRequest] = []
     /// Client-to-server bytes seen on the wire, for inspection.
     var clientWire: [UInt8] = []
@@ -65,7 +67,8 @@ final class ConnectionPair {
             events.append(event)
             if case .verifyCertificates(let request) = event {
                 verificationRequests.append(request)
-                connection.certificateVerificationCompleted(verification)
+                let answer = request.peerIsServer ? verification : (clientCertificateVerification ?? verification)
+                connection.certificateVerificationCompleted(answer)
             }
         }
     }

@@ -1,0 +1,374 @@
+import MirageDevices
+@testable import MirageTLS
+import MirageTLSCrypto
+import Testing
+
+/// TLS 1.2 (RFC 5246 with RFC 7627, RFC 5746, RFC 8422, RFC 5289/7905):
+/// our client and server back to back, then misbehaving peers played by
+/// rewriting one handshake message on its way out.
+@Suite("Engine: TLS 1.2")
+struct EngineTLS12Tests {
+    typealias Tamper = EngineTrapTests.Tamper
+
+    static func configurations(suite: CipherSuite? = nil, group: NamedGroup = .x25519, key: TestCredentials.KeyType = .p256,
+                               clientVersions: [ProtocolVersion] = [.tls12],
+                               serverVersions: [ProtocolVersion] = [.tls13, .tls12]) -> (TLSClientConfiguration, TLSServerConfiguration) {
+        var client = TLSClientConfiguration(serverName: "localhost")
+        client.versions = clientVersions
+        if let suite { client.cipherSuites = [suite] }
+        client.groups = [group]
+        client.keyShareGroups = [group]
+        var server = TLSServerConfiguration(certificates: [TestCredentials.leaf(key)])
+        server.versions = serverVersions
+        return (client, server)
+    }
+
+    /// Every TLS 1.2 suite with every certificate key its authentication takes.
+    static let matrix: [(CipherSuite, NamedGroup, TestCredentials.KeyType)] = {
+        var all: [(CipherSuite, NamedGroup, TestCredentials.KeyType)] = []
+        for suite in CipherSuite.tls12 {
+            let keys: [TestCredentials.KeyType] = suite.tls12Authentication == .rsa ? [.rsa2048] : [.p256, .ed25519]
+            for group in [NamedGroup.x25519, .secp256r1] {
+                for key in keys { all.append((suite, group, key)) }
+            }
+        }
+        return all
+    }()
+
+    static func completedPair(_ client: TLSClientConfiguration, _ server: TLSServerConfiguration, chunk: Int = Int.max) -> ConnectionPair {
+        let pair = ConnectionPair(client: client, server: server)
+        pair.run(chunk: chunk)
+        return pair
+    }
+
+    @Test("every TLS 1.2 suite × group × fitting key completes and carries data both ways", arguments: matrix)
+    func handshakeMatrix(suite: CipherSuite, group: NamedGroup, key: TestCredentials.KeyType) throws {
+        let (client, server) = Self.configurations(suite: suite, group: group, key: key)
+        let pair = Self.completedPair(client, server)
+        #expect(ConnectionPair.completed(pair.clientEvents))
+        #expect(ConnectionPair.completed(pair.serverEvents))
+        for side in [pair.client, pair.server] {
+            #expect(side.negotiated?.version == .tls12)
+            #expect(side.negotiated?.cipherSuite == suite)
+            #expect(side.negotiated?.group == group)
+            #expect(side.negotiated?.resumed == false)
+        }
+        #expect(pair.client.negotiated?.peerCertificates == TestCredentials.leaf(key).chain)
+        let scheme = try #require(pair.client.negotiated?.peerSignatureScheme)
+        #expect(TestCredentials.leaf(key).key.signatureSchemes.contains(scheme))
+        #expect(pair.verificationRequests == [CertificateVerificationRequest(
+            chain: TestCredentials.leaf(key).chain, serverName: "localhost", peerIsServer: true)])
+        let request = Array("GET / HTTP/1.1\r\n\r\n".utf8)
+        try pair.send(request, from: pair.client)
+        #expect(ConnectionPair.data(pair.serverEvents) == request)
+        let response = (0..<40_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try pair.send(response, from: pair.server)
+        #expect(ConnectionPair.data(pair.clientEvents) == response)
+        // Records after the handshake are AEAD-protected TLS 1.2 records of their real type.
+        #expect(pair.server.isTLS12 && pair.client.isTLS12)
+    }
+
+    @Test("handshake and data survive every chunking", arguments: [1, 2, 5, 7, 300])
+    func chunking(chunk: Int) throws {
+        let (client, server) = Self.configurations(key: .rsa2048)
+        let pair = Self.completedPair(client, server, chunk: chunk)
+        #expect(ConnectionPair.completed(pair.clientEvents) && ConnectionPair.completed(pair.serverEvents))
+        let message = (0..<20_000).map { UInt8(truncatingIfNeeded: $0) }
+        try pair.send(message, from: pair.client, chunk: chunk)
+        #expect(ConnectionPair.data(pair.serverEvents) == message)
+    }
+
+    @Test("both sides offering TLS 1.3 and 1.2 negotiate 1.3; a 1.2-only client gets 1.2 with the sentinel, which it accepts")
+    func versionChoice() throws {
+        let both = Self.configurations(clientVersions: [.tls13, .tls12])
+        let modern = Self.completedPair(both.0, both.1)
+        #expect(modern.client.negotiated?.version == .tls13)
+        #expect(modern.server.negotiated?.version == .tls13)
+
+        let (client, server) = Self.configurations(clientVersions: [.tls12])
+        let pair = Self.completedPair(client, server)
+        #expect(pair.client.negotiated?.version == .tls12)
+        #expect(ConnectionPair.completed(pair.clientEvents))
+        // The ServerHello's random ends in DOWNGRD\x01 (RFC 8446 §4.1.3): the
+        // server speaks 1.3 and says it was asked for less.
+        let serverHello = try Self.firstHandshake(.serverHello, in: pair.serverWire)
+        let random = Array(try ServerHello(parsing: Array(serverHello.dropFirst(4))).random)
+        #expect(Array(random[24..<32]) == ServerHello.downgradeTLS12Sentinel)
+
+        // A server that speaks only 1.2 sends no sentinel.
+        var plain = server
+        plain.versions = [.tls12]
+        let old = Self.completedPair(client, plain)
+        let oldHello = try Self.firstHandshake(.serverHello, in: old.serverWire)
+        let oldRandom = try ServerHello(parsing: Array(oldHello.dropFirst(4))).random
+        #expect(Array(oldRandom[24..<32]) != ServerHello.downgradeTLS12Sentinel)
+    }
+
+    @Test("a downgraded ServerHello (TLS 1.3 stripped from our offer on the way) is refused by a 1.3-capable client")
+    func downgradeSentinel() {
+        let (client, server) = Self.configurations(clientVersions: [.tls13, .tls12])
+        let pair = ConnectionPair(client: client, server: server)
+        // An attacker rewrites supported_versions to 1.2 only; the server
+        // (1.3-capable) answers 1.2 and marks its random.
+        pair.clientToServer = { bytes in Self.replacingSupportedVersions(in: bytes) }
+        pair.run()
+        #expect(ConnectionPair.failure(pair.clientEvents)
+            == .illegalParameter("the ServerHello carries the TLS 1.3 downgrade sentinel (RFC 8446 §4.1.3)"))
+        #expect(!ConnectionPair.completed(pair.clientEvents))
+        #expect(ConnectionPair.failure(pair.serverEvents) == .alertReceived(.illegalParameter))
+    }
+
+    /// The client's first record with supported_versions [1.3, 1.2] changed to
+    /// [GREASE, 1.2] in place (same lengths), as an on-path attacker would.
+    static func replacingSupportedVersions(in bytes: [UInt8]) -> [UInt8] {
+        var out = bytes
+        let pattern: [UInt8] = [0x00, 0x2B, 0x00, 0x05, 0x04, 0x03, 0x04, 0x03, 0x03]
+        guard out.count >= pattern.count else { return out }
+        for start in 0...(out.count - pattern.count) where Array(out[start..<(start + pattern.count)]) == pattern {
+            out[start + 5] = 0x0A
+            out[start + 6] = 0x0A
+            break
+        }
+        return out
+    }
+
+    /// The first handshake message of `type` in a stream of plaintext records.
+    static func firstHandshake(_ type: HandshakeType, in wire: [UInt8]) throws -> [UInt8] {
+        var offset = 0
+        while offset + 5 <= wire.count {
+            let length = Int(wire[offset + 3]) << 8 | Int(wire[offset + 4])
+            let fragment = Array(wire[(offset + 5)..<min(wire.count, offset + 5 + length)])
+            if wire[offset] == ContentType.handshake.rawValue {
+                var inner = 0
+                while inner + 4 <= fragment.count {
+                    let bodyLength = Int(fragment[inner + 1]) << 16 | Int(fragment[inner + 2]) << 8 | Int(fragment[inner + 3])
+                    if fragment[inner] == type.rawValue {
+                        return Array(fragment[inner..<min(fragment.count, inner + 4 + bodyLength)])
+                    }
+                    inner += 4 + bodyLength
+                }
+            }
+            offset += 5 + length
+        }
+        throw TLSError.decodeError("no handshake message \(type.rawValue)")
+    }
+
+    static func handshakeTypes(in wire: [UInt8]) -> [UInt8] {
+        var types: [UInt8] = []
+        var offset = 0
+        while offset + 5 <= wire.count {
+            let length = Int(wire[offset + 3]) << 8 | Int(wire[offset + 4])
+            if wire[offset] == ContentType.handshake.rawValue, offset + 5 < wire.count { types.append(wire[offset + 5]) }
+            if wire[offset] == ContentType.changeCipherSpec.rawValue { types.append(0xCC) }
+            offset += 5 + length
+        }
+        return types
+    }
+
+    @Test("the extended master secret is required by both sides (RFC 7627)")
+    func extendedMasterSecretRequired() {
+        var (client, server) = Self.configurations()
+        var pair = ConnectionPair(client: client, server: server)
+        pair.client.tamperWithOutgoingHandshake = EngineTrapTests.rewriteClientHello { hello in
+            hello.extensions.removeAll { $0.type == .extendedMasterSecret }
+        }
+        pair.run()
+        #expect(ConnectionPair.failure(pair.serverEvents)
+            == .handshakeFailure("the client does not offer the extended master secret (RFC 7627), which is required"))
+        #expect(ConnectionPair.failure(pair.clientEvents) == .alertReceived(.handshakeFailure))
+
+        server.versions = [.tls12]
+        client.versions = [.tls12]
+        pair = ConnectionPair(client: client, server: server)
+        pair.server.tamperWithOutgoingHandshake = EngineTrapTests.rewriteServerHello { hello in
+            hello.extensions.removeAll { $0.type == .extendedMasterSecret }
+        }
+        pair.run()
+        #expect(ConnectionPair.failure(pair.clientEvents)
+            == .handshakeFailure("the server does not use the extended master secret (RFC 7627), which is required"))
+    }
+
+    @Test("secure renegotiation: the extension or the SCSV is required; a non-empty one fails the handshake")
+    func renegotiationInfo() {
+        let (client, server) = Self.configurations()
+        let missing = ConnectionPair(client: client, server: server)
+        missing.client.tamperWithOutgoingHandshake = EngineTrapTests.rewriteClientHello { hello in
+            hello.extensions.removeAll { $0.type == .renegotiationInfo }
+        }
+        missing.run()
+        #expect(ConnectionPair.failure(missing.serverEvents) == .handshakeFailure("the client signals no secure renegotiation (RFC 5746)"))
+
+        let scsv = ConnectionPair(client: client, server: server)
+        scsv.client.tamperWithOutgoingHandshake = EngineTrapTests.rewriteClientHello { hello in
+            hello.extensions.removeAll { $0.type == .renegotiationInfo }
+            hello.cipherSuites.append(.emptyRenegotiationInfoSCSV)
+        }
+        scsv.run()
+        #expect(ConnectionPair.completed(scsv.serverEvents))
+
+        let nonEmpty = ConnectionPair(client: client, server: server)
+        nonEmpty.server.tamperWithOutgoingHandshake = EngineTrapTests.rewriteServerHello { hello in
+            hello.extensions.removeAll { $0.type == .renegotiationInfo }
+            hello.extensions.append(Extension(type: .renegotiationInfo, data: RenegotiationInfo(renegotiatedConnection: [1, 2]).encode()))
+        }
+        nonEmpty.run()
+        #expect(ConnectionPair.failure(nonEmpty.clientEvents) == .handshakeFailure("renegotiation_info is not empty on an initial handshake"))
+    }
+
+    @Test("a TLS 1.1 hello gets protocol_version; a CBC-only one handshake_failure; a fallback SCSV inappropriate_fallback")
+    func refusedHellos() {
+        let (client, server) = Self.configurations()
+        let old = ConnectionPair(client: client, server: server)
+        old.client.tamperWithOutgoingHandshake = EngineTrapTests.rewriteClientHello { hello in
+            hello.legacyVersion = .tls11
+        }
+        old.run()
+        guard case .protocolVersion = ConnectionPair.failure(old.serverEvents) else {
+            Issue.record("TLS 1.1: \(String(describing: ConnectionPair.failure(old.serverEvents)))")
+            return
+        }
+        #expect(ConnectionPair.failure(old.clientEvents) == .alertReceived(.protocolVersion))
+
+        let cbc = ConnectionPair(client: client, server: server)
+        cbc.client.tamperWithOutgoingHandshake = EngineTrapTests.rewriteClientHello { hello in
+            // TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA
+            hello.cipherSuites = [CipherSuite(rawValue: 0xC027), CipherSuite(rawValue: 0xC009)]
+        }
+        cbc.run()
+        #expect(ConnectionPair.failure(cbc.serverEvents)
+            == .handshakeFailure("no TLS 1.2 ECDHE AEAD suite and signature scheme in common with our certificates"))
+        #expect(ConnectionPair.failure(cbc.clientEvents) == .alertReceived(.handshakeFailure))
+
+        let fallback = ConnectionPair(client: client, server: server)
+        fallback.client.tamperWithOutgoingHandshake = EngineTrapTests.rewriteClientHello { hello in
+            hello.cipherSuites.append(.fallbackSCSV)
+        }
+        fallback.run()
+        #expect(ConnectionPair.failure(fallback.serverEvents) == .inappropriateFallback)
+        #expect(ConnectionPair.failure(fallback.clientEvents) == .alertReceived(.inappropriateFallback))
+    }
+
+    @Test("renegotiation is refused with a no_renegotiation warning and the connection goes on")
+    func renegotiationRefused() throws {
+        let (client, server) = Self.configurations()
+        let pair = Self.completedPair(client, server)
+        #expect(ConnectionPair.completed(pair.serverEvents))
+        // The client starts a renegotiation: a ClientHello under the current keys.
+        let hello = ClientHello(legacyVersion: .tls12, random: [UInt8](repeating: 7, count: 32), legacySessionID: [],
+                                cipherSuites: CipherSuite.tls12, legacyCompressionMethods: [0], extensions: [])
+        try pair.client.sealRecord(.handshake, hello.encode())
+        pair.run()
+        #expect(ConnectionPair.failure(pair.serverEvents) == nil)
+        #expect(ConnectionPair.failure(pair.clientEvents) == nil)
+        // The server answered with a warning alert: one protected alert record.
+        #expect(pair.serverWire.suffix(5 + 2 + 8 + 16).first == ContentType.alert.rawValue)
+        try pair.send([1, 2, 3], from: pair.client)
+        #expect(ConnectionPair.data(pair.serverEvents) == [1, 2, 3])
+
+        // A server's HelloRequest is refused the same way.
+        try pair.server.sealRecord(.handshake, HelloRequest().encode())
+        pair.run()
+        #expect(ConnectionPair.failure(pair.clientEvents) == nil)
+        try pair.send([4], from: pair.server)
+        #expect(ConnectionPair.data(pair.clientEvents) == [4])
+        #expect(throws: TLSError.notReady("TLS 1.2 has no KeyUpdate")) { try pair.client.updateKeys(requestPeerUpdate: false) }
+    }
+
+    @Test("a bad ServerKeyExchange signature is decrypt_error; a wrong Finished is decrypt_error")
+    func badSignatureAndFinished() {
+        let (client, server) = Self.configurations()
+        let pair = ConnectionPair(client: client, server: server)
+        pair.server.tamperWithOutgoingHandshake = EngineTrapTests.on(.serverKeyExchange) { message in
+            var changed = message
+            changed[changed.count - 1] ^= 0x01
+            return changed
+        }
+        pair.run()
+        guard case .decryptError = ConnectionPair.failure(pair.clientEvents) else {
+            Issue.record("signature: \(String(describing: ConnectionPair.failure(pair.clientEvents)))")
+            return
+        }
+        #expect(ConnectionPair.failure(pair.serverEvents) == .alertReceived(.decryptError))
+
+        let finished = ConnectionPair(client: client, server: server)
+        finished.client.tamperWithOutgoingHandshake = EngineTrapTests.on(.finished) { message in
+            var changed = message
+            changed[changed.count - 1] ^= 0x80
+            return changed
+        }
+        finished.run()
+        #expect(ConnectionPair.failure(finished.serverEvents) == .decryptError("the peer's TLS 1.2 Finished does not verify"))
+    }
+
+    @Test("a ChangeCipherSpec before ServerKeyExchange is unexpected_message")
+    func earlyChangeCipherSpec() {
+        let (client, server) = Self.configurations()
+        let pair = ConnectionPair(client: client, server: server)
+        var injected = false
+        pair.serverToClient = { bytes in
+            guard !injected else { return bytes }
+            injected = true
+            return bytes + [ContentType.changeCipherSpec.rawValue, 0x03, 0x03, 0x00, 0x01, 0x01]
+        }
+        pair.run(chunk: 1)
+        #expect(ConnectionPair.failure(pair.clientEvents) == .unexpectedMessage("change_cipher_spec out of place in a TLS 1.2 handshake"))
+    }
+
+    static func clientAuthPair(_ mode: ClientAuthentication, clientKey: TestCredentials.KeyType?) -> ConnectionPair {
+        var (client, server) = Self.configurations(key: .p256)
+        server.clientAuthentication = mode
+        if let clientKey { client.certificates = [TestCredentials.leaf(clientKey)] }
+        return Self.completedPair(client, server)
+    }
+
+    @Test("client certificates: required and sent (each key type) → the server sees chain and scheme",
+          arguments: TestCredentials.KeyType.allCases)
+    func clientCertificate(key: TestCredentials.KeyType) throws {
+        let pair = Self.clientAuthPair(.required, clientKey: key)
+        #expect(ConnectionPair.completed(pair.clientEvents) && ConnectionPair.completed(pair.serverEvents))
+        #expect(pair.server.negotiated?.peerCertificates == TestCredentials.leaf(key).chain)
+        let scheme = try #require(pair.server.negotiated?.peerSignatureScheme)
+        #expect(TestCredentials.leaf(key).key.signatureSchemes.contains(scheme))
+        #expect(pair.verificationRequests.contains(CertificateVerificationRequest(
+            chain: TestCredentials.leaf(key).chain, serverName: nil, peerIsServer: false)))
+    }
+
+    @Test("client certificates: required and none → handshake_failure; optional and none → served without")
+    func clientCertificateMissing() {
+        let required = Self.clientAuthPair(.required, clientKey: nil)
+        #expect(ConnectionPair.failure(required.serverEvents) == .handshakeFailure("the client sent no certificate, and one is required"))
+        #expect(ConnectionPair.failure(required.clientEvents) == .alertReceived(.handshakeFailure))
+        let optional = Self.clientAuthPair(.optional, clientKey: nil)
+        #expect(ConnectionPair.completed(optional.serverEvents))
+        #expect(optional.server.negotiated?.peerCertificates == [])
+    }
+
+    @Test("a client certificate the verifier rejects ends the server with the failure's alert")
+    func clientCertificateRejected() {
+        var (client, server) = Self.configurations(key: .p256)
+        server.clientAuthentication = .required
+        client.certificates = [TestCredentials.leaf(.ed25519)]
+        let pair = ConnectionPair(client: client, server: server)
+        pair.clientCertificateVerification = .rejected(.untrustedRoot(issuer: "CN=nobody"))
+        pair.run()
+        #expect(ConnectionPair.failure(pair.serverEvents) == .badCertificate(.untrustedRoot(issuer: "CN=nobody")))
+        #expect(ConnectionPair.failure(pair.clientEvents) == .alertReceived(.unknownCA))
+        #expect(!ConnectionPair.completed(pair.serverEvents))
+    }
+
+    @Test("warning alerts do not end a TLS 1.2 connection; a flood of them does")
+    func warnings() throws {
+        let (client, server) = Self.configurations()
+        let pair = Self.completedPair(client, server)
+        try pair.client.sendAlert(.userCanceled, level: .warning)
+        try pair.client.sendAlert(.noRenegotiation, level: .warning)
+        pair.run()
+        #expect(ConnectionPair.failure(pair.serverEvents) == nil)
+        for _ in 0..<40 { try pair.client.sendAlert(.noRenegotiation, level: .warning) }
+        pair.run()
+        guard case .unexpectedMessage = ConnectionPair.failure(pair.serverEvents) else {
+            Issue.record("flood: \(String(describing: ConnectionPair.failure(pair.serverEvents)))")
+            return
+        }
+    }
+}
