@@ -84,9 +84,14 @@ struct TLS12InteropTests {
         let stack = try makeTLSStack(loop: loop, server: TLSServerConfiguration(certificates: [pki.certifiedKey(c.leaf.rawValue)]))
         let probe = TLSEchoServerProbe(stack: stack, loop: loop)
         let port = try probe.listen()
+        // In TLS 1.2 the client's supported_groups also names the curves it
+        // accepts for the server's ECDSA key (RFC 8422 §5.1, §5.3): s_client
+        // offering X25519 alone refuses a P-256 certificate ("wrong curve"),
+        // so it lists P-256 after X25519 there (see x25519OnlyClientAndP256Certificate).
+        let groups = c.leaf == .ecdsaP256 && c.group == .x25519 ? "X25519:P-256" : c.group.opensslName
         let client = try startOpenSSLClient(
             port: port, caFile: pki.certificate("ca"), input: "hello from s_client 1.2\n",
-            extra: ["-cipher", c.suite.opensslName, "-groups", c.group.opensslName], versionFlags: ["-tls1_2"])
+            extra: ["-cipher", c.suite.opensslName, "-groups", groups], versionFlags: ["-tls1_2"])
         defer { _ = client.terminate(grace: 2) }
         try runLoop(loop, seconds: 20) { !client.isRunning }
         let out = client.output().stdout
@@ -107,6 +112,31 @@ struct TLS12InteropTests {
         #expect(out.contains("Secure Renegotiation IS supported"), "\(out)")
         #expect(out.contains("echo: hello from s_client 1.2"), "\(out)")
         #expect(stack.statistics.handshakesCompleted == 1 && stack.statistics.handshakesFailed == 0, "\(stack.statistics)")
+    }
+
+    @Test("a TLS 1.2 client whose supported_groups (X25519 only) excludes our ECDSA certificate's curve gets handshake_failure, as from openssl s_server")
+    func x25519OnlyClientAndP256Certificate() throws {
+        let pki = try testPKI()
+        // What OpenSSL's own server does with this client: "no shared cipher", handshake_failure.
+        let (reference, referencePort) = try startOpenSSLServer(
+            certificate: pki.certificate("ecdsa"), key: pki.key("ecdsa"), extra: ["-rev"], versionFlags: ["-tls1_2"])
+        defer { _ = reference.terminate(grace: 2) }
+        let toReference = try startOpenSSLClient(
+            port: referencePort, caFile: pki.certificate("ca"), input: "hi\n", extra: ["-groups", "X25519"], versionFlags: ["-tls1_2"])
+        defer { _ = toReference.terminate(grace: 2) }
+        _ = toReference.wait(timeout: 20)
+        #expect(toReference.output().stderr.contains("alert handshake failure"), "\(toReference.output())")
+
+        let loop = try EventLoop()
+        let stack = try makeTLSStack(loop: loop, server: TLSServerConfiguration(certificates: [pki.certifiedKey("ecdsa")]))
+        let probe = TLSEchoServerProbe(stack: stack, loop: loop)
+        let port = try probe.listen()
+        let client = try runOpenSSLClient(
+            serverLoop: loop, port: port, caFile: pki.certificate("ca"), input: "hi\n", extra: ["-groups", "X25519"],
+            versionFlags: ["-tls1_2"])
+        #expect(client.status != 0, "\(client.output())")
+        #expect(client.output().stderr.contains("alert handshake failure"), "\(client.output())")
+        #expect(probe.accepted == 0)
     }
 
     @Test("curl --tlsv1.2 --tls-max 1.2 fetches slides from mirage-www --tls (ECDSA and RSA certificates)",
