@@ -30,13 +30,14 @@ extension TLSConnection {
         for group in shareGroups.isEmpty ? [configuration.groups[0]] : shareGroups {
             shares.append(try crypto.makeKeyExchange(group))
         }
-        let hello = ClientHello(
+        var hello = ClientHello(
             legacyVersion: .tls12,
             random: randomBytes(32),
             legacySessionID: configuration.middleboxCompatibility ? randomBytes(32) : [],
             cipherSuites: configuration.cipherSuites,
             legacyCompressionMethods: [0],
             extensions: clientHelloExtensions(configuration, shares: shares, cookie: nil))
+        offerResumption(&hello, configuration, transcriptPrefix: [], retrySuite: nil)
         let raw = outgoing(hello.encode())
         let sentHello = noteSent(hello, raw: raw)
         appendTranscript(raw)
@@ -107,8 +108,8 @@ extension TLSConnection {
             try clientReceivedHelloRetryRequest(hello, raw: raw, sent: sent, configuration: configuration, hash: hash)
             return
         }
-        for ext in hello.extensions where ext.type != .keyShare && ext.type != .supportedVersions {
-            // We offer no PSK, so pre_shared_key is as unsolicited as anything else (§4.2).
+        for ext in hello.extensions where ext.type != .keyShare && ext.type != .supportedVersions && ext.type != .preSharedKey {
+            // pre_shared_key is checked against our offer by clientKeySchedule (§4.2).
             throw .unsupportedExtension(ext.type)
         }
         guard let keyShareExtension = hello.extensions.first(.keyShare) else { throw .missingExtension(.keyShare) }
@@ -121,7 +122,7 @@ extension TLSConnection {
         parameters?.group = share.group
         if transcript == nil { startTranscript(hash) }
         appendTranscript(raw)
-        var keySchedule = KeySchedule(suite: hello.cipherSuite, crypto: crypto)
+        var keySchedule = try clientKeySchedule(hello)
         let secrets = keySchedule.deriveHandshakeSecrets(sharedSecret: shared, transcriptHash: try transcriptHash())
         schedule = keySchedule
         clientHandshakeSecret = secrets.client
@@ -170,6 +171,7 @@ extension TLSConnection {
         appendTranscript(raw)
         var second = sent.hello
         second.extensions = clientHelloExtensions(configuration, shares: shares, cookie: cookie)
+        offerResumption(&second, configuration, transcriptPrefix: transcript?.bytes ?? [], retrySuite: hello.cipherSuite)
         // The peer chose the cookie's size: the rebuilt extension block must
         // still fit its 16-bit length (§4.2), or the hello cannot be sent.
         var extensionBytes = 0
@@ -223,7 +225,8 @@ extension TLSConnection {
             }
         }
         appendTranscript(raw)
-        phase = .clientWaitCertificate(requestContext: nil)
+        // A resumed handshake has no Certificate or CertificateVerify (§2.2).
+        phase = resumption.resumed ? .clientWaitFinished(requestContext: nil) : .clientWaitCertificate(requestContext: nil)
     }
 
     func clientReceivedCertificateRequest(_ request: CertificateRequest, raw: [UInt8]) throws(TLSError) {
