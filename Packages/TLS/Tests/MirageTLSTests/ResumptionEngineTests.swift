@@ -268,6 +268,69 @@ struct ResumptionEngineTests {
         #expect(fixture.cache.count == min(expected, TLSClientSessionCache.maximumTicketsPerServer))
     }
 
+    /// Rewrites one extension of the client's ClientHello (before it enters the client's transcript).
+    static func rewriteClientHello(_ type: ExtensionType, _ change: @escaping ([UInt8]) -> [UInt8]) -> ([UInt8]) -> [UInt8] {
+        { message in
+            guard message.first == HandshakeType.clientHello.rawValue,
+                  var hello = try? ClientHello(parsing: Array(message.dropFirst(4))),
+                  let index = hello.extensions.firstIndex(where: { $0.type == type }) else { return message }
+            hello.extensions[index].data = change(hello.extensions[index].data)
+            return hello.encode()
+        }
+    }
+
+    @Test("a client offering only psk_ke gets a full handshake and no tickets (psk_dhe_ke only, §4.2.9)")
+    func pskKEOnly() throws {
+        let fixture = ResumptionFixture()
+        _ = fixture.connect(at: Self.t0)
+        let (pair, sent) = fixture.connect(at: Self.t0 + .seconds(1), tamperClient: Self.rewriteClientHello(.pskKeyExchangeModes) { _ in
+            PSKKeyExchangeModes(modes: [PSKKeyExchangeModes.pskKE]).encode()
+        })
+        #expect(ConnectionPair.completed(pair.clientEvents) && ConnectionPair.completed(pair.serverEvents))
+        #expect(pair.server.negotiated?.resumed == false)
+        #expect(sent.types.contains(HandshakeType.certificate.rawValue))
+        #expect(!sent.types.contains(HandshakeType.newSessionTicket.rawValue))
+    }
+
+    /// Ways to spoil the client's pre_shared_key, with the alert each earns.
+    enum MalformedOffer: String, CaseIterable, Sendable {
+        case identityWithoutBinder, shortBinder, truncated
+
+        var alert: AlertDescription {
+            self == .identityWithoutBinder ? .illegalParameter : .decodeError
+        }
+
+        func apply(_ data: [UInt8]) -> [UInt8] {
+            guard var offer = try? OfferedPSKs(parsing: data) else { return data }
+            switch self {
+            case .identityWithoutBinder:
+                offer.identities.append(PSKIdentity(identity: [1, 2, 3], obfuscatedTicketAge: 0))
+                var out: [UInt8] = []
+                out.appendVector16 { out in
+                    for identity in offer.identities {
+                        out.appendVector16 { $0.append(contentsOf: identity.identity) }
+                        out.appendUInt32(identity.obfuscatedTicketAge)
+                    }
+                }
+                return out + OfferedPSKs.encodeBinders(offer.binders)
+            case .shortBinder:
+                offer.binders[0].removeLast()
+                return offer.encode()
+            case .truncated:
+                return Array(data.dropLast())
+            }
+        }
+    }
+
+    @Test("a malformed pre_shared_key ends the handshake with the right alert", arguments: MalformedOffer.allCases)
+    func malformedOffer(_ kind: MalformedOffer) throws {
+        let fixture = ResumptionFixture()
+        _ = fixture.connect(at: Self.t0)
+        let (pair, _) = fixture.connect(at: Self.t0 + .seconds(1), tamperClient: Self.rewriteClientHello(.preSharedKey) { kind.apply($0) })
+        #expect(ConnectionPair.failure(pair.serverEvents)?.alert == kind.alert)
+        #expect(ConnectionPair.failure(pair.clientEvents) == .alertReceived(kind.alert))
+    }
+
     @Test("a ServerHello with pre_shared_key when none was offered is unsupported_extension")
     func unsolicitedPSK() throws {
         var (client, server) = EngineHandshakeTests.configurations()
