@@ -364,7 +364,12 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
             handshakesInProgress -= 1
         }
         guard s.phase == .handshaking else { return }
-        if completed { statistics.handshakesCompleted += 1 } else { statistics.handshakesFailed += 1 }
+        if completed {
+            statistics.handshakesCompleted += 1
+            if s.engine.negotiated?.resumed == true { statistics.handshakesResumed += 1 }
+        } else {
+            statistics.handshakesFailed += 1
+        }
     }
 
     /// Writes the engine's output and handles its events until it has none,
