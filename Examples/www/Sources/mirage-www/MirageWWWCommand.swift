@@ -45,8 +45,11 @@ struct MirageWWWCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Most connections served at once.", valueName: "n"))
     var maximumConnections: Int = 1024
 
-    @Flag(help: "Serve HTTPS (TLS 1.3) instead of plain HTTP.")
+    @Flag(help: "Serve HTTPS (TLS 1.3, and TLS 1.2 for older clients) instead of plain HTTP.")
     var tls = false
+
+    @Flag(inversion: .prefixedNo, help: "With --tls: issue session tickets so clients resume (TLS 1.3 PSK, TLS 1.2 RFC 5077); keys rotate hourly.")
+    var tickets = true
 
     @Option(help: ArgumentHelp("With --tls: the certificate chain, PEM, leaf first (default: a development certificate).", valueName: "file"))
     var cert: String?
@@ -112,11 +115,17 @@ struct MirageWWWCommand: ParsableCommand {
         }
         var server = TLSServerConfiguration(certificates: [certified])
         server.applicationProtocols = ["http/1.1"]
-        let tlsStack = TLSStack(base: stack, server: server, crypto: SwiftCryptoProvider(), verifier: nil,
+        let crypto = SwiftCryptoProvider()
+        if tickets {
+            // Ticket keys from the system's entropy, in memory only: a restart
+            // forgets them, and clients fall back to a full handshake.
+            server.sessionTickets = SessionTicketKeys(crypto: crypto, entropy: SystemEntropy())
+        }
+        let tlsStack = TLSStack(base: stack, server: server, crypto: crypto, verifier: nil,
                                 entropy: SystemEntropy(), timers: loop, clock: loop)
         try serveHTTP(on: tlsStack, store: store, loop: loop, setup: setup, tlsStatus: {
             let t = tlsStack.statistics
-            return "; tls \(t.handshakesCompleted) handshakes, \(t.handshakesFailed) failed (\(t.handshakeTimeouts) timeouts), "
+            return "; tls \(t.handshakesCompleted) handshakes (\(t.handshakesResumed) resumed), \(t.handshakesFailed) failed (\(t.handshakeTimeouts) timeouts), "
                 + "alerts \(t.alertsSent) sent \(t.alertsReceived) received"
         })
     }

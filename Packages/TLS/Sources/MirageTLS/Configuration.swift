@@ -92,6 +92,9 @@ public struct TLSClientConfiguration {
     public var verifiesCertificates = true
     /// Sends a 32-byte legacy session ID and a dummy ChangeCipherSpec (RFC 8446 §D.4).
     public var middleboxCompatibility = true
+    /// Tickets received are kept here and offered to resume later
+    /// connections to the same server name (nil: no resumption).
+    public var sessionCache: TLSClientSessionCache? = nil
     /// Buffer limits.
     public var limits = TLSLimits()
     /// A client configuration for `serverName`.
@@ -124,6 +127,13 @@ public struct TLSServerConfiguration {
     /// Sends a dummy ChangeCipherSpec after the ServerHello when the client
     /// used a legacy session ID (RFC 8446 §D.4).
     public var middleboxCompatibility = true
+    /// Seals the session tickets issued to clients (shared by all connections
+    /// of the server). nil: no tickets are issued, and offered PSKs and
+    /// tickets are ignored (a full handshake).
+    public var sessionTickets: SessionTicketKeys? = nil
+    /// NewSessionTickets sent after a TLS 1.3 handshake when `sessionTickets`
+    /// is set (at most 8).
+    public var ticketsPerHandshake: Int = 2
     /// Buffer limits.
     public var limits = TLSLimits()
     /// A server configuration with its certificates.

@@ -372,3 +372,108 @@ struct EngineTLS12Tests {
         }
     }
 }
+
+/// TLS 1.2 session tickets (RFC 5077): issued by a server with
+/// SessionTicketKeys, kept by a client with a session cache, and resumed in
+/// an abbreviated handshake — or, when the ticket does not open, a full one.
+@Suite("Engine: TLS 1.2 session tickets")
+struct EngineTLS12TicketTests {
+    final class Setup {
+        var client: TLSClientConfiguration
+        var server: TLSServerConfiguration
+        let cache = TLSClientSessionCache()
+        let keys: SessionTicketKeys
+        var now = Instant(nanoseconds: 1_000_000_000)
+
+        init(suite: CipherSuite = .ecdheECDSAWithAES128GCMSHA256, key: TestCredentials.KeyType = .p256) {
+            (client, server) = EngineTLS12Tests.configurations(suite: suite, key: key)
+            keys = SessionTicketKeys(crypto: SwiftCryptoProvider(), entropy: SeededEntropy(seed: 77), ticketLifetime: 600)
+            client.sessionCache = cache
+            server.sessionTickets = keys
+        }
+
+        func connect(seed: UInt64, tamper: (([UInt8]) -> [UInt8])? = nil) -> ConnectionPair {
+            let pair = ConnectionPair(client: client, server: server, seed: seed)
+            pair.client.now = now
+            pair.server.now = now
+            pair.clientToServer = tamper
+            pair.run()
+            return pair
+        }
+    }
+
+    @Test("a ticket from a full handshake resumes: no Certificate, no key exchange, same suite and peer certificates",
+          arguments: [CipherSuite.ecdheECDSAWithAES128GCMSHA256, .ecdheECDSAWithChaCha20Poly1305SHA256, .ecdheECDSAWithAES256GCMSHA384])
+    func resumes(suite: CipherSuite) throws {
+        let setup = Setup(suite: suite)
+        let first = setup.connect(seed: 1)
+        #expect(ConnectionPair.completed(first.clientEvents) && first.client.negotiated?.resumed == false)
+        #expect(setup.cache.count == 1)
+        // The full handshake's server flights: ServerHello … ServerHelloDone, then
+        // NewSessionTicket, CCS and the (encrypted) Finished.
+        let firstTypes = EngineTLS12Tests.handshakeTypes(in: first.serverWire)
+        #expect(firstTypes.prefix(6) == [2, 11, 12, 14, 4, 0xCC] && firstTypes.count == 7)
+
+        setup.now = setup.now + .seconds(30)
+        let second = setup.connect(seed: 2)
+        #expect(ConnectionPair.completed(second.clientEvents) && ConnectionPair.completed(second.serverEvents))
+        #expect(second.client.negotiated?.resumed == true)
+        #expect(second.server.negotiated?.resumed == true)
+        #expect(second.client.negotiated?.version == .tls12)
+        #expect(second.client.negotiated?.cipherSuite == suite)
+        #expect(second.client.negotiated?.peerCertificates == TestCredentials.leaf(.p256).chain)
+        // Abbreviated: ServerHello, NewSessionTicket (renewed), CCS, Finished — no Certificate, no ServerKeyExchange.
+        let secondTypes = EngineTLS12Tests.handshakeTypes(in: second.serverWire)
+        #expect(secondTypes.prefix(3) == [2, 4, 0xCC] && secondTypes.count == 4)
+        #expect(second.verificationRequests.isEmpty)
+        try second.send([9, 8, 7], from: second.client)
+        #expect(ConnectionPair.data(second.serverEvents) == [9, 8, 7])
+        try second.send([6], from: second.server)
+        #expect(ConnectionPair.data(second.clientEvents) == [6])
+    }
+
+    @Test("a forged ticket, an expired one, or a retired key gives a full handshake, not a failure")
+    func fallsBack() throws {
+        let setup = Setup()
+        _ = setup.connect(seed: 1)
+        // The client holds a forged ticket (one byte flipped): changing it on
+        // the wire would change the transcript and fail the handshake anyway.
+        var session = try #require(setup.cache.tls12Session(serverName: "localhost", now: setup.now))
+        session.ticket[session.ticket.count / 2] ^= 0x01
+        setup.cache.store(.tls12(session), serverName: "localhost")
+        let forged = setup.connect(seed: 2)
+        #expect(forged.client.offeredSession12 != nil)
+        #expect(ConnectionPair.completed(forged.serverEvents))
+        #expect(forged.server.negotiated?.resumed == false)
+        #expect(forged.client.negotiated?.resumed == false)
+        #expect(EngineTLS12Tests.handshakeTypes(in: forged.serverWire).contains(11))  // a Certificate: full handshake
+
+        // The forged connection got a fresh ticket; let it expire on the server's clock only.
+        setup.now = setup.now + .seconds(601)
+        setup.client.sessionCache = setup.cache
+        let pair = ConnectionPair(client: setup.client, server: setup.server, seed: 3)
+        pair.client.now = Instant(nanoseconds: setup.now.nanoseconds - 600_000_000_000)  // the client still thinks it is fresh
+        pair.server.now = setup.now
+        pair.run()
+        #expect(ConnectionPair.completed(pair.serverEvents))
+        #expect(pair.server.negotiated?.resumed == false)
+    }
+
+    @Test("a client certificate is remembered in the ticket; without tickets on the server there is no NewSessionTicket")
+    func clientCertificateAndNoTickets() {
+        let setup = Setup()
+        setup.server.clientAuthentication = .required
+        setup.client.certificates = [TestCredentials.leaf(.ed25519)]
+        _ = setup.connect(seed: 1)
+        let resumed = setup.connect(seed: 2)
+        #expect(resumed.server.negotiated?.resumed == true)
+        #expect(resumed.server.negotiated?.peerCertificates == TestCredentials.leaf(.ed25519).chain)
+
+        setup.server.sessionTickets = nil
+        setup.cache.removeAll()
+        let plain = setup.connect(seed: 3)
+        #expect(ConnectionPair.completed(plain.clientEvents))
+        #expect(!EngineTLS12Tests.handshakeTypes(in: plain.serverWire).contains(4))
+        #expect(setup.cache.count == 0)
+    }
+}

@@ -117,7 +117,8 @@ func cutRecords(_ bytes: [UInt8], chunk: (Int) -> Int)
 
 /// `tls-handshake`: the input is the handshake byte stream (the plaintext of
 /// handshake records). Cut whole and one byte at a time it gives the same
-/// messages and error; each message goes through its parser, and whatever
+/// messages and error; each message goes through its parser (TLS 1.3's
+/// and, where the type is shared or TLS 1.2's own, TLS 1.2's), and whatever
 /// parses re-encodes to its bytes (a hello without an extension block gains
 /// an empty one), parses back equal, and every extension body that parses
 /// as a typed body re-encodes to its data.
@@ -187,12 +188,19 @@ func fuzzMessage(_ type: HandshakeType, _ body: [UInt8], _ raw: [UInt8], _ repor
             fuzzCheck(!m.extensions.isEmpty, "CertificateRequest without extensions accepted")
             fuzzExtensions(m.extensions, &report)
         }
+        if let m = fuzzRoundTrip(CertificateRequest12.self, body, raw, hello: false, &report) {
+            fuzzCheck(!m.certificateTypes.isEmpty && !m.schemes.isEmpty, "TLS 1.2 CertificateRequest with an empty list accepted")
+            fuzzCheck(m.authorities.allSatisfy { !$0.isEmpty }, "empty DistinguishedName accepted")
+        }
     case .certificate:
         if let m = fuzzRoundTrip(CertificateMessage.self, body, raw, hello: false, &report) {
             for entry in m.entries {
                 fuzzCheck(!entry.data.isEmpty, "empty cert_data accepted")
                 fuzzExtensions(entry.extensions, &report)
             }
+        }
+        if let m = fuzzRoundTrip(CertificateMessage12.self, body, raw, hello: false, &report) {
+            fuzzCheck(m.chain.allSatisfy { !$0.isEmpty }, "empty TLS 1.2 ASN.1Cert accepted")
         }
     case .certificateVerify:
         _ = fuzzRoundTrip(CertificateVerify.self, body, raw, hello: false, &report)
@@ -202,6 +210,25 @@ func fuzzMessage(_ type: HandshakeType, _ body: [UInt8], _ raw: [UInt8], _ repor
         if let m = fuzzRoundTrip(NewSessionTicket.self, body, raw, hello: false, &report) {
             fuzzCheck(!m.ticket.isEmpty, "empty ticket accepted")
             fuzzExtensions(m.extensions, &report)
+        }
+        _ = fuzzRoundTrip(NewSessionTicket12.self, body, raw, hello: false, &report)
+    case .serverKeyExchange:
+        if let m = fuzzRoundTrip(ServerKeyExchangeECDHE.self, body, raw, hello: false, &report) {
+            fuzzCheck(!m.publicKey.isEmpty && m.publicKey.count <= ServerKeyExchangeECDHE.maximumPointLength, "ServerKeyExchange point bounds")
+            fuzzCheck(m.params.first == ServerKeyExchangeECDHE.namedCurveType && Array(body.prefix(m.params.count)) == m.params,
+                      "ServerKeyExchange params are not the body's first bytes")
+        }
+    case .clientKeyExchange:
+        if let m = fuzzRoundTrip(ClientKeyExchangeECDHE.self, body, raw, hello: false, &report) {
+            fuzzCheck(!m.publicKey.isEmpty, "empty ClientKeyExchange point accepted")
+        }
+    case .serverHelloDone:
+        if fuzzRoundTrip(ServerHelloDone.self, body, raw, hello: false, &report) != nil {
+            fuzzCheck(body.isEmpty, "ServerHelloDone with a body accepted")
+        }
+    case .helloRequest:
+        if fuzzRoundTrip(HelloRequest.self, body, raw, hello: false, &report) != nil {
+            fuzzCheck(body.isEmpty, "HelloRequest with a body accepted")
         }
     case .keyUpdate:
         if let m = fuzzRoundTrip(KeyUpdate.self, body, raw, hello: false, &report) {
@@ -272,6 +299,12 @@ func fuzzExtensions(_ extensions: [Extension], _ report: inout FuzzReport) {
             fuzzBody(Cookie.self, d, &report)
         case .pskKeyExchangeModes:
             fuzzBody(PSKKeyExchangeModes.self, d, &report)
+        case .renegotiationInfo:
+            fuzzBody(RenegotiationInfo.self, d, &report)
+        case .ecPointFormats:
+            if let list = fuzzBody(ECPointFormatList.self, d, &report) {
+                fuzzCheck(!list.formats.isEmpty, "empty ec_point_formats accepted")
+            }
         default:
             report.mix(UInt64(e.type.rawValue))
         }

@@ -49,6 +49,9 @@ struct WireCorpusReplayTests {
             "bad-keyupdate-2": .init(messages: 1, decoded: 0),
             "bad-duplicate-extension": .init(messages: 1, decoded: 0),
             "bad-too-large": .init(messages: 0, decoded: 0, alert: .decodeError),
+            "tls12-server-flight": .init(messages: 4, decoded: 4),
+            "tls12-client-flight": .init(messages: 4, decoded: 4),
+            "tls12-ticket-hello-request": .init(messages: 3, decoded: 3),
         ],
         "tls-record": [
             "rfc8448-client-hello-record": .init(records: 1, messages: 1, decoded: 1),

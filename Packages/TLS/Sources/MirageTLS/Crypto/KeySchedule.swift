@@ -1,5 +1,5 @@
-/// The TLS 1.3 key schedule without PSK (RFC 8446 §7.1): the early secret
-/// from zeros, the handshake secret from the (EC)DHE shared secret, the
+/// The TLS 1.3 key schedule (RFC 8446 §7.1): the early secret from a PSK
+/// (resumption) or from zeros, the binder key, the handshake secret from the (EC)DHE shared secret, the
 /// master secret, and the traffic secrets, keys and IVs derived from them.
 ///
 /// Call order: `init`, `deriveHandshakeSecrets` (after the ServerHello),
@@ -13,7 +13,8 @@ public struct KeySchedule {
     public let hash: HashAlgorithm
     private let crypto: any CryptoProvider
 
-    /// Early Secret = HKDF-Extract(0, 0) (no PSK: both are Hash.length zeros).
+    /// Early Secret = HKDF-Extract(0, PSK), with Hash.length zeros for the
+    /// PSK when there is none.
     public let earlySecret: [UInt8]
     /// Handshake Secret, once `deriveHandshakeSecrets` ran.
     public private(set) var handshakeSecret: [UInt8]?
@@ -30,12 +31,40 @@ public struct KeySchedule {
     /// A key schedule for `suite`. The suite must be one this library
     /// implements (`suite.hash != nil`); the engine checks a peer's choice first.
     public init(suite: CipherSuite, crypto: any CryptoProvider) {
+        self.init(suite: suite, crypto: crypto, psk: nil)
+    }
+
+    /// A key schedule whose early secret comes from `psk` (a resumption PSK,
+    /// §7.1); nil is the schedule without PSK.
+    public init(suite: CipherSuite, crypto: any CryptoProvider, psk: [UInt8]?) {
         guard let hash = suite.hash else { preconditionFailure("KeySchedule for unimplemented suite \(suite)") }
         self.suite = suite
         self.hash = hash
         self.crypto = crypto
         let zeros = [UInt8](repeating: 0, count: hash.outputLength)
-        earlySecret = crypto.hkdfExtract(hash, salt: zeros, inputKeyMaterial: zeros)
+        earlySecret = crypto.hkdfExtract(hash, salt: zeros, inputKeyMaterial: psk ?? zeros)
+    }
+
+    /// binder_key = Derive-Secret(Early Secret, "res binder", "") for a
+    /// resumption PSK (§7.1).
+    public var binderKey: [UInt8] {
+        deriveSecret(earlySecret, "res binder", transcriptHash: crypto.hash(hash, []))
+    }
+
+    /// A PSK binder (§4.2.11.2): computed as Finished is (§4.4.4), with
+    /// `binderKey` as the base key, over Transcript-Hash of the partial
+    /// ClientHello (after a HelloRetryRequest, of message_hash, the
+    /// HelloRetryRequest and the partial second ClientHello).
+    public func binder(transcriptHash: [UInt8]) -> [UInt8] {
+        finishedVerifyData(trafficSecret: binderKey, transcriptHash: transcriptHash)
+    }
+
+    /// The PSK a ticket stands for (§4.6.1):
+    /// HKDF-Expand-Label(resumption_master_secret, "resumption", ticket_nonce, Hash.length).
+    /// `ticketNonce` is at most 255 bytes (its wire bound).
+    public static func resumptionPSK(_ crypto: any CryptoProvider, _ hash: HashAlgorithm, resumptionMasterSecret: [UInt8],
+                                     ticketNonce: [UInt8]) -> [UInt8] {
+        expandLabel(crypto, hash, secret: resumptionMasterSecret, label: "resumption", context: ticketNonce, length: hash.outputLength)
     }
 
     /// HKDF-Expand-Label(Secret, Label, Context, Length) (§7.1):

@@ -34,16 +34,18 @@ extension TLSConnection {
                 shares.append(try crypto.makeKeyExchange(group))
             }
         }
+        offeredSession12 = sessionToOffer12(configuration, suites: suites)
         // RFC 5077 §3.4: a client offering a TLS 1.2 ticket sends a session
         // ID, to recognise the server's acceptance in its echo.
         let sessionID = configuration.middleboxCompatibility || offeredSession12 != nil ? randomBytes(32) : []
-        let hello = ClientHello(
+        var hello = ClientHello(
             legacyVersion: .tls12,
             random: randomBytes(32),
             legacySessionID: sessionID,
             cipherSuites: suites,
             legacyCompressionMethods: [0],
             extensions: clientHelloExtensions(configuration, shares: shares, cookie: nil))
+        offerResumption(&hello, configuration, transcriptPrefix: [], retrySuite: nil)
         let raw = outgoing(hello.encode())
         let sentHello = noteSent(hello, raw: raw)
         appendTranscript(raw)
@@ -126,8 +128,8 @@ extension TLSConnection {
             try clientReceivedHelloRetryRequest(hello, raw: raw, sent: sent, configuration: configuration, hash: hash)
             return
         }
-        for ext in hello.extensions where ext.type != .keyShare && ext.type != .supportedVersions {
-            // We offer no PSK, so pre_shared_key is as unsolicited as anything else (§4.2).
+        for ext in hello.extensions where ext.type != .keyShare && ext.type != .supportedVersions && ext.type != .preSharedKey {
+            // pre_shared_key is checked against our offer by clientKeySchedule (§4.2).
             throw .unsupportedExtension(ext.type)
         }
         guard let keyShareExtension = hello.extensions.first(.keyShare) else { throw .missingExtension(.keyShare) }
@@ -140,7 +142,7 @@ extension TLSConnection {
         parameters?.group = share.group
         if transcript == nil { startTranscript(hash) }
         appendTranscript(raw)
-        var keySchedule = KeySchedule(suite: hello.cipherSuite, crypto: crypto)
+        var keySchedule = try clientKeySchedule(hello)
         let secrets = keySchedule.deriveHandshakeSecrets(sharedSecret: shared, transcriptHash: try transcriptHash())
         schedule = keySchedule
         clientHandshakeSecret = secrets.client
@@ -189,6 +191,7 @@ extension TLSConnection {
         appendTranscript(raw)
         var second = sent.hello
         second.extensions = clientHelloExtensions(configuration, shares: shares, cookie: cookie)
+        offerResumption(&second, configuration, transcriptPrefix: transcript?.bytes ?? [], retrySuite: hello.cipherSuite)
         // The peer chose the cookie's size: the rebuilt extension block must
         // still fit its 16-bit length (§4.2), or the hello cannot be sent.
         var extensionBytes = 0
@@ -237,7 +240,8 @@ extension TLSConnection {
             }
         }
         appendTranscript(raw)
-        phase = .clientWaitCertificate(requestContext: nil)
+        // A resumed handshake has no Certificate or CertificateVerify (§2.2).
+        phase = resumption.resumed ? .clientWaitFinished(requestContext: nil) : .clientWaitCertificate(requestContext: nil)
     }
 
     func clientReceivedCertificateRequest(_ request: CertificateRequest, raw: [UInt8]) throws(TLSError) {

@@ -148,6 +148,7 @@ extension TLSConnection {
             phase = .tls12(ticketPromised ? .newSessionTicket : .changeCipherSpec)
             return
         }
+        forgetOfferedSession12()
         handshake12 = state
         phase = .tls12(.clientCertificate)
     }

@@ -31,8 +31,8 @@ extension TLSConnection {
             case .cookie: offer.cookie = try Cookie(parsing: ext.data).cookie
             case .earlyData: offer.earlyData = true
             case .preSharedKey:
-                // §4.2.11: pre_shared_key must be the last extension. We never
-                // issue tickets, so the offer itself is ignored.
+                // §4.2.11: pre_shared_key must be the last extension; the
+                // offer itself is read by acceptResumption.
                 guard index == hello.extensions.count - 1 else {
                     throw .illegalParameter("pre_shared_key is not the last extension")
                 }
@@ -102,7 +102,8 @@ extension TLSConnection {
         let certified = offer.serverName.flatMap { name in configuration.certificates.first { $0.matches(serverName: name) } }
             ?? configuration.certificates[0]
         guard let scheme = certified.key.signatureSchemes.first(where: {
-            clientSchemes.contains($0) && configuration.signatureSchemes.contains($0)
+            // §4.4.3: never a TLS 1.2-only scheme (RSA PKCS#1) in CertificateVerify.
+            clientSchemes.contains($0) && configuration.signatureSchemes.contains($0) && SignatureScheme.tls13.contains($0)
         }) else {
             throw .handshakeFailure("no signature scheme in common with the certificate's key")
         }
@@ -117,14 +118,17 @@ extension TLSConnection {
             return
         }
 
+        let accepted = try acceptResumption(hello, raw: raw, serverName: offer.serverName, suite: suite,
+                                            applicationProtocol: applicationProtocol, configuration: configuration)
         let ours = try crypto.makeKeyExchange(share.group)
         let shared = try ours.sharedSecret(peerPublicKey: share.keyExchange)
         parameters = NegotiatedParameters(version: .tls13, cipherSuite: suite, group: share.group,
                                           applicationProtocol: applicationProtocol, serverName: offer.serverName,
                                           peerCertificates: [], peerSignatureScheme: nil, usedHelloRetryRequest: retry != nil)
+        if let accepted { noteResumed(accepted) }
         if transcript == nil { startTranscript(hash) }
         appendTranscript(raw)
-        let serverHello = ServerHello(
+        var serverHello = ServerHello(
             legacyVersion: .tls12, random: randomBytes(32), legacySessionIDEcho: hello.legacySessionID,
             cipherSuite: suite, legacyCompressionMethod: 0,
             extensions: [
@@ -132,13 +136,14 @@ extension TLSConnection {
                 Extension(type: .keyShare, data: KeyShareServerHello(share: KeyShareEntry(group: ours.group, keyExchange: ours.publicKey)).encode()),
                 Extension(type: .supportedVersions, data: SupportedVersionsServer(selected: .tls13).encode()),
             ])
+        if let accepted { serverHello.extensions.insert(TLSConnection.preSharedKeyExtension(accepted), at: 0) }
         let serverHelloRaw = outgoing(serverHello.encode())
         appendTranscript(serverHelloRaw)
         try requireRecordBoundary("ClientHello")
         appendPlainRecord(.handshake, serverHelloRaw)
         if configuration.middleboxCompatibility && !hello.legacySessionID.isEmpty { sendChangeCipherSpecOnce() }
 
-        var keySchedule = KeySchedule(suite: suite, crypto: crypto)
+        var keySchedule = KeySchedule(suite: suite, crypto: crypto, psk: accepted?.state.secret)
         let secrets = keySchedule.deriveHandshakeSecrets(sharedSecret: shared, transcriptHash: try transcriptHash())
         clientHandshakeSecret = secrets.client
         serverHandshakeSecret = secrets.server
@@ -148,16 +153,18 @@ extension TLSConnection {
         if let applicationProtocol {
             encrypted.append(Extension(type: .alpn, data: ProtocolNameList(protocols: [Array(applicationProtocol.utf8)]).encode()))
         }
-        if offer.serverName != nil && !certified.serverNames.isEmpty && certified.matches(serverName: offer.serverName ?? "") {
+        if accepted == nil && offer.serverName != nil && !certified.serverNames.isEmpty && certified.matches(serverName: offer.serverName ?? "") {
             encrypted.append(Extension(type: .serverName, data: []))  // RFC 6066 §3: the name was used
         }
         try sendServerHandshake(EncryptedExtensions(extensions: encrypted).encode())
         try sendCertificateRequestIfWanted(configuration)
-        try sendServerHandshake(CertificateMessage(
-            context: [], entries: certified.chain.map { CertificateEntry(data: $0, extensions: []) }).encode())
-        let content = TLSConnection.signedContent(context: TLSConnection.serverSignatureContext, transcriptHash: try transcriptHash())
-        let signature = try certified.key.sign(content, scheme: scheme)
-        try sendServerHandshake(CertificateVerify(scheme: scheme, signature: signature).encode())
+        if accepted == nil {  // a resumed handshake authenticates with the PSK (§2.2)
+            try sendServerHandshake(CertificateMessage(
+                context: [], entries: certified.chain.map { CertificateEntry(data: $0, extensions: []) }).encode())
+            let content = TLSConnection.signedContent(context: TLSConnection.serverSignatureContext, transcriptHash: try transcriptHash())
+            let signature = try certified.key.sign(content, scheme: scheme)
+            try sendServerHandshake(CertificateVerify(scheme: scheme, signature: signature).encode())
+        }
         let verifyData = keySchedule.finishedVerifyData(trafficSecret: secrets.server, transcriptHash: try transcriptHash())
         try sendServerHandshake(Finished(verifyData: verifyData).encode())
 
@@ -210,6 +217,7 @@ extension TLSConnection {
         try requireRecordBoundary("client Finished")
         readProtection = RecordProtection(suite: suite, secret: clientApplicationSecret, crypto: crypto)
         phase = .connected
+        try issueSessionTickets()
         events.append(.handshakeCompleted)
     }
 }

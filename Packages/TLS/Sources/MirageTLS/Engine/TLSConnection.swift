@@ -138,6 +138,8 @@ public final class TLSConnection {
     /// Largest plaintext per record we send: ours, or less when the peer set
     /// a record_size_limit (RFC 8449 §4).
     var sendFragmentLimit = TLSConnection.maximumFragment
+    /// Tickets offered, accepted and issued (TLSConnection+Resumption.swift).
+    var resumption = ResumptionState()
     /// Tests only (`@testable`): rewrites each handshake message this side
     /// sends before it enters the transcript, to play a misbehaving peer.
     var tamperWithOutgoingHandshake: (([UInt8]) -> [UInt8])?
@@ -506,8 +508,7 @@ public final class TLSConnection {
             readProtection = RecordProtection(suite: suite, secret: next, crypto: crypto)
             if update.requestUpdate { owesKeyUpdate = true }
         case .newSessionTicket where isClient:
-            // Resumption is not supported (issue #10): the ticket is checked and dropped.
-            _ = try NewSessionTicket(parsing: body)
+            try clientReceivedNewSessionTicket(NewSessionTicket(parsing: body))
         default:
             throw .unexpectedMessage("handshake message \(type.rawValue) after the handshake")
         }

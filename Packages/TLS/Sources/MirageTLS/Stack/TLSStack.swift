@@ -88,6 +88,7 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
     public func updateKeys(on connection: ConnectionID, requestPeerUpdate: Bool) throws(DeviceError) {
         guard let s = sessions[connection] else { throw .unknownHandle }
         guard s.phase == .established, !s.writeShutdown else { throw .notConnected }
+        s.engine.now = clock.now()  // ticket ages and expiry (the engine reads no clock)
         do { try s.engine.updateKeys(requestPeerUpdate: requestPeerUpdate) } catch { throw .notConnected }
         flushEngine(s)
     }
@@ -156,6 +157,7 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
             guard room > 0 else { break }
             let count = min(bytes.count - taken, room)
             do {
+                s.engine.now = clock.now()
                 try s.engine.write(bytes.extracting(taken..<(taken + count)))
             } catch {
                 throw .notConnected
@@ -266,6 +268,7 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
 
     public func received(_ bytes: Span<UInt8>, on connection: ConnectionID) {
         guard let s = sessions[connection], s.phase == .handshaking || s.phase == .established else { return }
+        s.engine.now = clock.now()
         s.engine.receive(bytes)
         process(s)
         // Records the peer provokes (KeyUpdates, alerts) must not pile up
@@ -349,6 +352,7 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
             handshakesInProgress += 1
         }
         arm(s, .handshake, after: configuration.handshakeTimeout)
+        s.engine.now = clock.now()
         s.engine.start()
         process(s)
     }
@@ -360,7 +364,12 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
             handshakesInProgress -= 1
         }
         guard s.phase == .handshaking else { return }
-        if completed { statistics.handshakesCompleted += 1 } else { statistics.handshakesFailed += 1 }
+        if completed {
+            statistics.handshakesCompleted += 1
+            if s.engine.negotiated?.resumed == true { statistics.handshakesResumed += 1 }
+        } else {
+            statistics.handshakesFailed += 1
+        }
     }
 
     /// Writes the engine's output and handles its events until it has none,
@@ -419,6 +428,7 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
 
     private func requestVerification(_ request: CertificateVerificationRequest, _ s: TLSSession) {
         guard let verifier else {
+            s.engine.now = clock.now()
             s.engine.certificateVerificationCompleted(.rejected(.other("no certificate verifier is configured")))
             return
         }
@@ -438,6 +448,7 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
             return
         }
         s.verification = nil
+        s.engine.now = clock.now()
         s.engine.certificateVerificationCompleted(result)
         process(s)
     }
@@ -468,6 +479,7 @@ public final class TLSStack<Base: Stack>: Stack, TCPHandler, TimerHandler {
     }
 
     private func sendCloseNotify(_ s: TLSSession) {
+        s.engine.now = clock.now()
         s.engine.close()
         statistics.closeNotifySent += 1
         flushEngine(s)

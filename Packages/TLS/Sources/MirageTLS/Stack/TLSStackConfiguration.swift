@@ -37,6 +37,9 @@ public struct TLSStackConfiguration: Hashable, Sendable {
 public struct TLSStackStatistics: Hashable, Sendable {
     /// Handshakes that completed (the application saw the connection).
     public var handshakesCompleted = 0
+    /// Of the completed handshakes, those that resumed a session (a TLS 1.3
+    /// PSK from a ticket or a TLS 1.2 session ticket).
+    public var handshakesResumed = 0
     /// Handshakes that failed: an alert either way, the peer closing, a
     /// timeout, or the TCP connection ending first.
     public var handshakesFailed = 0

@@ -1,5 +1,5 @@
-/// NewSessionTicket (RFC 8446 §4.6.1). This library never resumes, but a
-/// client must parse the tickets servers send after the handshake.
+/// NewSessionTicket (RFC 8446 §4.6.1): a server sends it after the
+/// handshake; a client with a session cache keeps the ticket to resume.
 public struct NewSessionTicket: HandshakeMessage {
     /// new_session_ticket(4)
     public static let handshakeType = HandshakeType.newSessionTicket
