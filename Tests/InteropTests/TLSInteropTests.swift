@@ -245,7 +245,7 @@ struct TLSInteropTests {
         // not its CA's), and mirage-www counts the failed handshake.
         let refused = try runCommand(["curl", "-sS", "--tlsv1.3", "https://localhost:\(port)/"], timeout: 30)
         #expect(refused.status == 60, "\(refused)")
-        waitForStatusLine(www.process, containing: ["tls 2 handshakes, 1 failed"], timeout: 10)
+        waitForStatusLine(www.process, containing: ["tls 2 handshakes (0 resumed), 1 failed"], timeout: 10)
         let stopped = www.process.terminate(grace: 10)
         #expect(stopped == 0, "\(www.process.output())")
     }
@@ -282,7 +282,7 @@ struct TLSTapInteropTests {
             let byAddress = try ns.exec(["curl", "-sS", "--fail", "--tlsv1.3", "--cacert", pki.certificate("ca"),
                                          "https://10.199.78.2/slides/2.html"], timeout: 60)
             #expect(byAddress.succeeded, "\(byAddress)")
-            waitForStatusLine(www.process, containing: ["tls 2 handshakes, 0 failed"], timeout: 10)
+            waitForStatusLine(www.process, containing: ["tls 2 handshakes (0 resumed), 0 failed"], timeout: 10)
             #expect(www.process.terminate(grace: 10) == 0, "\(www.process.output())")
         }
     }

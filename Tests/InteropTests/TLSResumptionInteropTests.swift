@@ -224,4 +224,45 @@ struct TLSResumptionInteropTests {
         #expect(probe.negotiatedHistory.map { $0?.resumed } == [false, false])
         #expect(stack.statistics.handshakesFailed == 0, "\(stack.statistics)")
     }
+
+    @Test("mirage-www --tls resumes for curl (TLS 1.3) and s_client -tls1_2 (RFC 5077), and not with --no-tickets",
+          arguments: [true, false])
+    func mirageWWWResumption(_ tickets: Bool) throws {
+        let pki = try testPKI()
+        let www = try startTLSWWW(["--tls", "--cert", pki.certificate("ecdsa"), "--key", pki.key("ecdsa"), "--port", "0"]
+            + (tickets ? [] : ["--no-tickets"]))
+        defer { _ = www.process.terminate(grace: 5) }
+        let port = try #require(www.url.split(separator: ":").last.flatMap { UInt16($0.prefix { $0 != "/" }) }, "\(www.url)")
+        // One curl, two URLs, each on its own connection (Connection: close):
+        // the second offers the ticket the first received.
+        let curl = try runCommand(
+            ["curl", "-sS", "-v", "--fail", "--tlsv1.3", "--cacert", pki.certificate("ca"), "-H", "Connection: close",
+             "-o", "/dev/null", "-o", "/dev/null",
+             "https://localhost:\(port)/slides/1.html", "https://localhost:\(port)/slides/2.html"], timeout: 30)
+        #expect(curl.succeeded, "\(curl)")
+        #expect(curl.stderr.contains("SSL re-using session ID") == tickets, "\(curl.stderr)")
+        // s_client in TLS 1.2, its session saved and offered again.
+        let session = Self.sessionFile(pki)
+        let request = "GET /slides/1.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        var outputs: [String] = []
+        for extra in [["-sess_out", session], ["-sess_in", session]] {
+            if extra[0] == "-sess_in" && !tickets {
+                // No ticket, no session file to offer (our server keeps no session IDs).
+                #expect(!FileManager.default.fileExists(atPath: session))
+                break
+            }
+            let client = try startOpenSSLClient(port: port, caFile: pki.certificate("ca"), input: request, extra: extra,
+                                                versionFlags: ["-tls1_2"])
+            defer { _ = client.terminate(grace: 2) }
+            #expect(client.wait(timeout: 20) == 0, "\(client.output())")
+            outputs.append(client.output().stdout)
+        }
+        #expect(outputs.first?.contains("New, TLSv1.2, Cipher is") == true, "\(outputs)")
+        #expect(outputs.allSatisfy { $0.contains("HTTP/1.1 200") }, "\(outputs)")
+        if tickets {
+            #expect(outputs.last?.contains("Reused, TLSv1.2, Cipher is") == true, "\(outputs)")
+        }
+        let handshakes = tickets ? "tls 4 handshakes (2 resumed), 0 failed" : "tls 3 handshakes (0 resumed), 0 failed"
+        waitForStatusLine(www.process, containing: [handshakes], timeout: 10)
+    }
 }
