@@ -85,7 +85,8 @@ struct TLS12InteropTests {
         let probe = TLSEchoServerProbe(stack: stack, loop: loop)
         let port = try probe.listen()
         // In TLS 1.2 the client's supported_groups also names the curves it
-        // accepts for the server's ECDSA key (RFC 8422 §5.1, §5.3): s_client
+        // accepts for the server's ECDSA key (RFC 8422 §4, as RFC 4492 §4: a server MUST NOT
+        // negotiate an ECC suite it cannot complete with the client's curves): s_client
         // offering X25519 alone refuses a P-256 certificate ("wrong curve"),
         // so it lists P-256 after X25519 there (see x25519OnlyClientAndP256Certificate).
         let groups = c.leaf == .ecdsaP256 && c.group == .x25519 ? "X25519:P-256" : c.group.opensslName
