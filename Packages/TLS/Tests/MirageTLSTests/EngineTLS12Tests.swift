@@ -16,7 +16,9 @@ struct EngineTLS12Tests {
         var client = TLSClientConfiguration(serverName: "localhost")
         client.versions = clientVersions
         if let suite { client.cipherSuites = [suite] }
-        client.groups = [group]
+        // P-256 is listed too: a TLS 1.2 server may only use an ECDSA P-256
+        // certificate for a client that lists the curve (RFC 8422 §5.1).
+        client.groups = group == .secp256r1 ? [group] : [group, .secp256r1]
         client.keyShareGroups = [group]
         var server = TLSServerConfiguration(certificates: [TestCredentials.leaf(key)])
         server.versions = serverVersions
@@ -246,6 +248,23 @@ struct EngineTLS12Tests {
         fallback.run()
         #expect(ConnectionPair.failure(fallback.serverEvents) == .inappropriateFallback)
         #expect(ConnectionPair.failure(fallback.clientEvents) == .alertReceived(.inappropriateFallback))
+    }
+
+    @Test("an ECDSA P-256 certificate is not used for a client whose supported_groups lacks P-256 (RFC 8422 §5.1)")
+    func certificateCurve() {
+        var (client, server) = Self.configurations(group: .x25519, key: .p256)
+        client.groups = [.x25519]
+        let refused = Self.completedPair(client, server)
+        #expect(ConnectionPair.failure(refused.serverEvents)
+            == .handshakeFailure("no TLS 1.2 ECDHE AEAD suite and signature scheme in common with our certificates"))
+        // With an Ed25519 chain beside it, the server picks that one instead.
+        server.certificates.append(TestCredentials.leaf(.ed25519))
+        let served = Self.completedPair(client, server)
+        #expect(ConnectionPair.completed(served.clientEvents))
+        #expect(served.client.negotiated?.peerCertificates == TestCredentials.leaf(.ed25519).chain)
+        client.groups = [.x25519, .secp256r1]
+        let both = Self.completedPair(client, server)
+        #expect(both.client.negotiated?.peerCertificates == TestCredentials.leaf(.p256).chain)
     }
 
     @Test("renegotiation is refused with a no_renegotiation warning and the connection goes on")

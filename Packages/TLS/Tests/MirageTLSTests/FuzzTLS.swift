@@ -299,6 +299,11 @@ func fuzzExtensions(_ extensions: [Extension], _ report: inout FuzzReport) {
             fuzzBody(Cookie.self, d, &report)
         case .pskKeyExchangeModes:
             fuzzBody(PSKKeyExchangeModes.self, d, &report)
+        case .preSharedKey:
+            if let offered = fuzzBody(OfferedPSKs.self, d, &report) {
+                fuzzCheck(offered.identities.count == offered.binders.count, "pre_shared_key: identities and binders differ in number")
+            }
+            fuzzBody(PreSharedKeyServerHello.self, d, &report)
         case .renegotiationInfo:
             fuzzBody(RenegotiationInfo.self, d, &report)
         case .ecPointFormats:

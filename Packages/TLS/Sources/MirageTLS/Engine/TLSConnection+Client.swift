@@ -316,6 +316,12 @@ extension TLSConnection {
         try sendHandshake(finished)
         writeProtection = RecordProtection(suite: suite, secret: application.client, crypto: crypto)
         phase = .connected
+        if configuration.sessionCache != nil {
+            // Tickets come later; the secret they need is over the transcript
+            // that is about to be freed (§7.1, ClientHello…client Finished).
+            _ = try resumptionMasterSecret()
+        }
+        releaseHandshakeState()
         events.append(.handshakeCompleted)
     }
 }

@@ -218,6 +218,7 @@ extension TLSConnection {
         readProtection = RecordProtection(suite: suite, secret: clientApplicationSecret, crypto: crypto)
         phase = .connected
         try issueSessionTickets()
+        releaseHandshakeState()
         events.append(.handshakeCompleted)
     }
 }

@@ -18,6 +18,14 @@ extension TLSConnection {
         return chosen
     }
 
+    /// The curve of an ECDSA key, from the scheme it signs with (each of our
+    /// ECDSA schemes names its curve); nil for other keys.
+    static func ecdsaCurve(of key: any SigningKey) -> NamedGroup? {
+        if key.signatureSchemes.contains(.ecdsaSecp256r1SHA256) { return .secp256r1 }
+        if key.signatureSchemes.contains(.ecdsaSecp384r1SHA384) { return .secp384r1 }
+        return nil
+    }
+
     /// A ClientHello to be answered with TLS 1.2: the client does not offer
     /// TLS 1.3, or we do not speak it.
     func serverReceivedClientHello12(_ hello: ClientHello, raw: [UInt8], offer: ClientOffer,
@@ -84,6 +92,9 @@ extension TLSConnection {
         let clientSchemes = offer.schemes ?? []
         var choice: (CertifiedKey, CipherSuite, SignatureScheme)?
         for certified in candidates {
+            // RFC 8422 §5.1: an ECDSA certificate's curve must be one the
+            // client's supported_groups names (Ed25519 goes by signature_algorithms).
+            if let groups = offer.groups, let curve = TLSConnection.ecdsaCurve(of: certified.key), !groups.contains(curve) { continue }
             guard let authentication = TLSConnection.authentication(of: certified.key),
                   let suite = configuration.cipherSuites.first(where: {
                       $0.version == .tls12 && $0.tls12Authentication == authentication && hello.cipherSuites.contains($0)

@@ -607,6 +607,18 @@ public final class TLSConnection {
         }
     }
 
+    /// Frees what only the handshake needed once it is complete: the
+    /// transcript (every handshake message, certificates included) and the
+    /// handshake traffic secrets. An idle connection keeps its record keys,
+    /// its application secrets (KeyUpdate) and the resumption secret.
+    func releaseHandshakeState() {
+        transcript = nil
+        pendingTranscript = []
+        clientHandshakeSecret = []
+        serverHandshakeSecret = []
+        offeredExtensions = []
+    }
+
     /// Ends the connection: the alert goes out (unless the peer's alert ended
     /// it) and `.failed` is reported once.
     func fail(_ error: TLSError) {
