@@ -21,7 +21,7 @@ import Glibc
 /// The versions resumption is tested in.
 let resumptionVersions: [ProtocolVersion] = [.tls13, .tls12]
 
-@Suite("MirageTLS session resumption against openssl", .serialized, .interop(tools: ["openssl", "sh", "ss"], needsRoot: false))
+@Suite("MirageTLS session resumption against openssl and curl", .serialized, .interop(tools: ["openssl", "curl", "sh", "ss"], needsRoot: false))
 struct TLSResumptionInteropTests {
     /// A server configuration with the ECDSA leaf; tickets on or off.
     static func serverSettings(_ pki: TLSTestPKI, tickets: Bool, ticketLifetime: UInt32 = 7200) throws -> TLSServerConfiguration {
