@@ -115,7 +115,7 @@ struct TLS12InteropTests {
         #expect(stack.statistics.handshakesCompleted == 1 && stack.statistics.handshakesFailed == 0, "\(stack.statistics)")
     }
 
-    @Test("a TLS 1.2 client whose supported_groups (X25519 only) excludes our ECDSA certificate's curve gets handshake_failure, as from openssl s_server")
+    @Test("a TLS 1.2 client whose supported_groups (X25519 only) excludes our ECDSA certificate's curve gets handshake_failure, as from openssl s_server; with an Ed25519 chain too, it gets that one")
     func x25519OnlyClientAndP256Certificate() throws {
         let pki = try testPKI()
         // What OpenSSL's own server does with this client: "no shared cipher", handshake_failure.
@@ -138,6 +138,20 @@ struct TLS12InteropTests {
         #expect(client.status != 0, "\(client.output())")
         #expect(client.output().stderr.contains("alert handshake failure"), "\(client.output())")
         #expect(probe.accepted == 0)
+
+        // With an Ed25519 chain beside the ECDSA one, our server serves that client with it.
+        let bothLoop = try EventLoop()
+        let both = try makeTLSStack(
+            loop: bothLoop, server: TLSServerConfiguration(certificates: [pki.certifiedKey("ecdsa"), pki.certifiedKey("ed25519")]))
+        let bothProbe = TLSEchoServerProbe(stack: both, loop: bothLoop)
+        let bothPort = try bothProbe.listen()
+        let served = try runOpenSSLClient(
+            serverLoop: bothLoop, port: bothPort, caFile: pki.certificate("ca"), input: "hi\n", extra: ["-groups", "X25519"],
+            versionFlags: ["-tls1_2"])
+        #expect(served.status == 0, "\(served.output())")
+        #expect(served.output().stdout.contains("Peer signature type: ed25519"), "\(served.output())")
+        #expect(served.output().stdout.contains("echo: hi"), "\(served.output())")
+        #expect(bothProbe.record.negotiated?.group == .x25519)
     }
 
     @Test("curl --tlsv1.2 --tls-max 1.2 fetches slides from mirage-www --tls (ECDSA and RSA certificates)",
