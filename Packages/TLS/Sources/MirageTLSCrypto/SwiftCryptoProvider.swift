@@ -140,6 +140,16 @@ final class AESGCMKey: AEADKey {
         }
     }
 
+    func seal(nonce: [UInt8], additionalData: [UInt8], plaintext: [UInt8], appendingTo output: inout [UInt8]) {
+        do {
+            let box = try AES.GCM.seal(plaintext, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: additionalData)
+            output.append(contentsOf: box.ciphertext)
+            output.append(contentsOf: box.tag)
+        } catch {
+            preconditionFailure("AES-GCM seal failed: \(error)")
+        }
+    }
+
     func open(nonce: [UInt8], additionalData: [UInt8], ciphertextAndTag: [UInt8]) -> [UInt8]? {
         guard ciphertextAndTag.count >= aeadTagLength,
               let box = try? AES.GCM.SealedBox(
@@ -161,6 +171,16 @@ final class ChaChaPolyKey: AEADKey {
         do {
             let box = try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: additionalData)
             return Array(box.ciphertext) + Array(box.tag)
+        } catch {
+            preconditionFailure("ChaCha20-Poly1305 seal failed: \(error)")
+        }
+    }
+
+    func seal(nonce: [UInt8], additionalData: [UInt8], plaintext: [UInt8], appendingTo output: inout [UInt8]) {
+        do {
+            let box = try ChaChaPoly.seal(plaintext, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: additionalData)
+            output.append(contentsOf: box.ciphertext)
+            output.append(contentsOf: box.tag)
         } catch {
             preconditionFailure("ChaCha20-Poly1305 seal failed: \(error)")
         }

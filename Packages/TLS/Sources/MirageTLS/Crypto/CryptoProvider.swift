@@ -8,6 +8,17 @@ public protocol AEADKey: AnyObject {
     func seal(nonce: [UInt8], additionalData: [UInt8], plaintext: [UInt8]) -> [UInt8]
     /// Decrypts and authenticates; nil when the tag does not verify.
     func open(nonce: [UInt8], additionalData: [UInt8], ciphertextAndTag: [UInt8]) -> [UInt8]?
+    /// `seal`, with ciphertext and tag appended to `output` (the record
+    /// being built) rather than returned: a provider can spare the copies on
+    /// the bulk path. The default appends what `seal` returns.
+    func seal(nonce: [UInt8], additionalData: [UInt8], plaintext: [UInt8], appendingTo output: inout [UInt8])
+}
+
+extension AEADKey {
+    /// The default: `seal`, then one append.
+    public func seal(nonce: [UInt8], additionalData: [UInt8], plaintext: [UInt8], appendingTo output: inout [UInt8]) {
+        output.append(contentsOf: seal(nonce: nonce, additionalData: additionalData, plaintext: plaintext))
+    }
 }
 
 /// One side's ephemeral key for a (EC)DHE group (RFC 8446 §4.2.8).

@@ -545,7 +545,7 @@ public final class TLSConnection {
             appendPlainRecord(type, payload)
             return
         }
-        output += try protection.seal(contentType: type, plaintext: payload, padding: 0)
+        try protection.seal(contentType: type, plaintext: payload, padding: 0, appendingTo: &output)
         writeProtection = protection
     }
 
