@@ -461,7 +461,11 @@ struct EngineTLS12TicketTests {
         session.ticket[session.ticket.count / 2] ^= 0x01
         setup.cache.store(.tls12(session), serverName: "localhost")
         let forged = setup.connect(seed: 2)
-        #expect(forged.client.offeredSession12 != nil)
+        // The forged ticket went out in the ClientHello.
+        let offered = (0...(forged.clientWire.count - session.ticket.count)).contains { start in
+            Array(forged.clientWire[start..<(start + session.ticket.count)]) == session.ticket
+        }
+        #expect(offered)
         #expect(ConnectionPair.completed(forged.serverEvents))
         #expect(forged.server.negotiated?.resumed == false)
         #expect(forged.client.negotiated?.resumed == false)
@@ -494,5 +498,109 @@ struct EngineTLS12TicketTests {
         #expect(ConnectionPair.completed(plain.clientEvents))
         #expect(!EngineTLS12Tests.handshakeTypes(in: plain.serverWire).contains(4))
         #expect(setup.cache.count == 0)
+    }
+}
+
+/// What a read-only review of the TLS 1.2 and resumption code found; each
+/// test failed (or trapped) before its fix.
+@Suite("Engine: TLS 1.2 review regressions")
+struct EngineTLS12ReviewTests {
+    @Test("a client chain too large to seal gets an empty TLS 1.2 ticket, not a trap (RFC 5077 §3.3)")
+    func hugeClientChainTicket() {
+        var (client, server) = EngineTLS12Tests.configurations(suite: .ecdheECDSAWithAES128GCMSHA256)
+        server.sessionTickets = SessionTicketKeys(crypto: SwiftCryptoProvider(), entropy: SeededEntropy(seed: 77), ticketLifetime: 600)
+        server.clientAuthentication = .optional
+        let cache = TLSClientSessionCache()
+        client.sessionCache = cache
+        let leaf = TestCredentials.leaf(.p256)
+        let filler = 65_520 - leaf.chain[0].count - 32_768 - 10
+        client.certificates = [CertifiedKey(chain: [leaf.chain[0], [UInt8](repeating: 0x30, count: 32_768),
+                                                   [UInt8](repeating: 0x30, count: filler)], key: leaf.key)]
+        let pair = ConnectionPair(client: client, server: server)
+        pair.run()
+        #expect(ConnectionPair.completed(pair.serverEvents) && ConnectionPair.completed(pair.clientEvents))
+        #expect(cache.count == 0)  // the empty ticket is not kept
+    }
+
+    @Test("a TLS 1.2-only client offers no TLS 1.3 PSK and keeps its TLS 1.3 ticket")
+    func tls12OnlyClientOffersNoPSK() throws {
+        var (client, _) = EngineTLS12Tests.configurations()
+        let cache = TLSClientSessionCache()
+        cache.store(.tls13(TLS13Ticket(ticket: [1, 2, 3, 4], psk: [UInt8](repeating: 7, count: 32), suite: .aes128GCMSHA256,
+                                       receivedAt: Instant(nanoseconds: 0), lifetime: 600, ageAdd: 0, serverName: "localhost",
+                                       applicationProtocol: nil, peerCertificates: [])), serverName: "localhost")
+        client.sessionCache = cache
+        let connection = TLSConnection(client: client, crypto: SwiftCryptoProvider(), entropy: SeededEntropy(seed: 1))
+        connection.now = Instant(nanoseconds: 1_000_000_000)
+        connection.start()
+        let wire = connection.takeOutput()
+        let hello = try ClientHello(parsing: Array(wire[9...]))
+        let types = hello.extensions.map { $0.type }
+        #expect(!types.contains(.supportedVersions) && !types.contains(.pskKeyExchangeModes) && !types.contains(.preSharedKey))
+        #expect(cache.count == 1)
+    }
+
+    @Test("renegotiation attempts in separate records are refused a few times, then end the connection")
+    func renegotiationFlood() throws {
+        let (client, server) = EngineTLS12Tests.configurations()
+        let pair = EngineTLS12Tests.completedPair(client, server)
+        let hello = ClientHello(random: [UInt8](repeating: 1, count: 32), legacySessionID: [],
+                                cipherSuites: [.ecdheECDSAWithAES128GCMSHA256], legacyCompressionMethods: [0], extensions: []).encode()
+        for _ in 0..<TLSConnection.maximumRefusedRenegotiations { try pair.client.sendHandshake(hello) }
+        pair.run()
+        #expect(ConnectionPair.failure(pair.serverEvents) == nil)
+        for _ in 0..<200 { try pair.client.sendHandshake(hello) }
+        pair.run()
+        #expect(ConnectionPair.failure(pair.serverEvents)
+            == .unexpectedMessage("5 renegotiation attempts; renegotiation is not supported"))
+    }
+
+    @Test("a HelloRequest during the handshake is ignored by the client and kept out of the transcript (RFC 5246 §7.4.1.1)")
+    func helloRequestDuringHandshake() {
+        let (client, server) = EngineTLS12Tests.configurations()
+        let pair = ConnectionPair(client: client, server: server)
+        var injected = false
+        pair.serverToClient = { bytes in
+            guard !injected else { return bytes }
+            injected = true
+            // A HelloRequest record ahead of the server's first flight.
+            return [ContentType.handshake.rawValue, 0x03, 0x03, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00] + bytes
+        }
+        pair.run()
+        #expect(ConnectionPair.completed(pair.clientEvents) && ConnectionPair.completed(pair.serverEvents))
+    }
+
+    @Test("a resumed TLS 1.2 handshake that fails forgets the session (RFC 5246 §7.2)")
+    func failedResumptionForgetsSession() {
+        let setup = EngineTLS12TicketTests.Setup()
+        _ = setup.connect(seed: 1)
+        #expect(setup.cache.count == 1)
+        let pair = ConnectionPair(client: setup.client, server: setup.server, seed: 2)
+        pair.client.now = setup.now
+        pair.server.now = setup.now
+        pair.server.tamperWithOutgoingHandshake = EngineTrapTests.on(.finished) { message in
+            var changed = message
+            changed[changed.count - 1] ^= 1
+            return changed
+        }
+        pair.run()
+        #expect(ConnectionPair.failure(pair.clientEvents) == .decryptError("the peer's TLS 1.2 Finished does not verify"))
+        #expect(setup.cache.count == 0)
+    }
+
+    @Test("a TLS 1.3 client refuses an RSA PKCS#1 CertificateVerify even when its configuration lists the scheme")
+    func pkcs1CertificateVerifyRefused() {
+        var client = TLSClientConfiguration(serverName: "localhost")
+        client.signatureSchemes = [.rsaPKCS1SHA256, .rsaPSSRSAESHA256]
+        let server = TLSServerConfiguration(certificates: [TestCredentials.leaf(.rsa2048)])
+        let pair = ConnectionPair(client: client, server: server)
+        pair.server.tamperWithOutgoingHandshake = EngineTrapTests.on(.certificateVerify) { message in
+            var changed = message
+            changed[4] = 0x04  // rsa_pss_rsae_sha256 (0x0804) → rsa_pkcs1_sha256 (0x0401)
+            changed[5] = 0x01
+            return changed
+        }
+        pair.run()
+        #expect(ConnectionPair.failure(pair.clientEvents) == .illegalParameter("CertificateVerify uses rsa_pkcs1_sha256, which was not offered"))
     }
 }

@@ -276,7 +276,8 @@ extension TLSConnection {
 
     func clientReceivedCertificateVerify(_ message: CertificateVerify, raw: [UInt8], requestContext: [UInt8]?) throws(TLSError) {
         let configuration = try clientConfiguration()
-        guard configuration.signatureSchemes.contains(message.scheme) else {
+        // §4.4.3: RSA in CertificateVerify is PSS only, whatever the configuration lists for TLS 1.2.
+        guard configuration.signatureSchemes.contains(message.scheme), SignatureScheme.tls13.contains(message.scheme) else {
             throw .illegalParameter("CertificateVerify uses \(message.scheme), which was not offered")
         }
         guard let leaf = parameters?.peerCertificates.first else { throw .internalError("no certificate") }

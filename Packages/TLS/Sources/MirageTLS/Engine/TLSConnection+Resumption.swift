@@ -43,14 +43,16 @@ extension TLSConnection {
     /// retry's suite, and dropped otherwise (§4.1.4, §4.2.11).
     func offerResumption(_ hello: inout ClientHello, _ configuration: TLSClientConfiguration, transcriptPrefix: [UInt8],
                          retrySuite: CipherSuite?) {
-        guard let cache = configuration.sessionCache else { return }
+        // §4.2.9, §4.2.11: TLS 1.3 extensions; a TLS 1.2-only hello carries
+        // neither (and must not use up a ticket it cannot offer).
+        guard let cache = configuration.sessionCache, configuration.versions.contains(.tls13) else { return }
         // §4.2.9: psk_dhe_ke only; psk_ke (no forward secrecy) is never offered.
         hello.extensions.append(Extension(type: .pskKeyExchangeModes,
                                           data: PSKKeyExchangeModes(modes: [PSKKeyExchangeModes.pskDHEKE]).encode()))
         if let retrySuite {
             if resumption.offeredTicket?.suite.hash != retrySuite.hash { resumption.offeredTicket = nil }
         } else if let ticket = cache.takeTLS13Ticket(serverName: configuration.serverName, now: now),
-                  configuration.cipherSuites.contains(ticket.suite) {
+                  TLSConnection.offeredCipherSuites(configuration).contains(ticket.suite) {
             resumption.offeredTicket = ticket
         }
         guard let ticket = resumption.offeredTicket, let hash = ticket.suite.hash else { return }

@@ -90,6 +90,8 @@ extension TLSConnection {
         // RFC 5246 §7.4.1.4.1: without signature_algorithms the client
         // accepts only SHA-1, which we never sign with.
         let clientSchemes = offer.schemes ?? []
+        // Our configured schemes, plus RSA PKCS#1 which only TLS 1.2 may use.
+        let ourSchemes = configuration.signatureSchemes + TLSConnection.tls12OnlySchemes
         var choice: (CertifiedKey, CipherSuite, SignatureScheme)?
         for certified in candidates {
             // RFC 8422 §5.1: an ECDSA certificate's curve must be one the
@@ -100,7 +102,7 @@ extension TLSConnection {
                       $0.version == .tls12 && $0.tls12Authentication == authentication && hello.cipherSuites.contains($0)
                   }),
                   let scheme = certified.key.signatureSchemes.first(where: {
-                      clientSchemes.contains($0) && SignatureScheme.tls12.contains($0)
+                      clientSchemes.contains($0) && SignatureScheme.tls12.contains($0) && ourSchemes.contains($0)
                   })
             else { continue }
             choice = (certified, suite, scheme)
@@ -181,7 +183,7 @@ extension TLSConnection {
         let signature = try certified.key.sign(content, scheme: scheme)
         try sendTranscribed(ServerKeyExchangeECDHE(group: group, publicKey: ours.publicKey, scheme: scheme, signature: signature).encode())
         if configuration.clientAuthentication != .none {
-            let schemes = SignatureScheme.tls12.filter { crypto.supportedSignatureSchemes.contains($0) }
+            let schemes = SignatureScheme.tls12.filter { crypto.supportedSignatureSchemes.contains($0) && ourSchemes.contains($0) }
             var requested = try state12()
             requested.requestedSchemes = schemes
             handshake12 = requested

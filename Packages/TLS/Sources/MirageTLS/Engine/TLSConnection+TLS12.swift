@@ -72,9 +72,9 @@ extension TLSConnection {
     static let masterSecretLength12 = 48
     /// Largest session ID (RFC 5246 §7.4.1.2).
     static let maximumSessionIDLength = 32
-    /// Warning alerts in a row tolerated from a TLS 1.2 peer before we stop
-    /// listening (they carry nothing; a flood of them is an attack).
-    static let maximumWarningAlerts = 16
+    /// Renegotiation attempts (and HelloRequests) refused on one connection
+    /// before we end it: a peer that keeps asking gets nothing but our CPU.
+    static let maximumRefusedRenegotiations = 4
 
     /// True once TLS 1.2 was negotiated (or is the only version a client offers).
     var isTLS12: Bool { parameters?.version == .tls12 }
@@ -199,6 +199,7 @@ extension TLSConnection {
         // idle connection keeps only its record keys.
         transcript = nil
         handshake12 = nil
+        offeredSession12 = nil
         events.append(.handshakeCompleted)
     }
 
@@ -264,9 +265,35 @@ extension TLSConnection {
         } else {
             throw .unexpectedMessage("handshake message \(type.rawValue) after the TLS 1.2 handshake")
         }
-        try countEmptyRecord()  // a peer that keeps asking is cut off like other empty traffic
+        try countRefusedRenegotiation()
         guard !sentCloseNotify else { return }
         try sendAlert(.noRenegotiation, level: .warning)
+    }
+
+    /// Counts a refused renegotiation; handshake records do not reset it
+    /// (unlike the empty-record count), so a flood ends the connection.
+    func countRefusedRenegotiation() throws(TLSError) {
+        refusedRenegotiations += 1
+        guard refusedRenegotiations <= TLSConnection.maximumRefusedRenegotiations else {
+            throw .unexpectedMessage("\(refusedRenegotiations) renegotiation attempts; renegotiation is not supported")
+        }
+    }
+
+    /// RFC 5246 §7.4.1.1: a client ignores a HelloRequest while it
+    /// negotiates (a TLS 1.2 server may send one at any time); it never
+    /// enters the transcript. True when `type` was such a message.
+    func ignoredHelloRequest(type: HandshakeType, body: [UInt8]) throws(TLSError) -> Bool {
+        guard type == .helloRequest, case .client(let configuration) = role, configuration.versions.contains(.tls12) else {
+            return false
+        }
+        switch phase {
+        case .tls12, .clientWaitServerHello:
+            _ = try HelloRequest(parsing: body)
+            try countRefusedRenegotiation()
+            return true
+        default:
+            return false
+        }
     }
 
     /// A TLS 1.2 signature check with the peer's leaf certificate.

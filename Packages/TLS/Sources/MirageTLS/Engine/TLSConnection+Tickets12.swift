@@ -21,7 +21,8 @@ extension TLSConnection {
               let session = SessionState(decoding: sealed), session.version == .tls12,
               session.suite.version == .tls12, hello.cipherSuites.contains(session.suite),
               configuration.cipherSuites.contains(session.suite),
-              session.serverName == offer.serverName, session.applicationProtocol == applicationProtocol,
+              TLSConnection.sameServerName(session.serverName, offer.serverName),
+              session.applicationProtocol == applicationProtocol,
               session.secret.count == TLSConnection.masterSecretLength12
         else { return nil }
         // A session that authenticated a client must still satisfy a server
@@ -37,8 +38,15 @@ extension TLSConnection {
         let session = SessionState(version: .tls12, suite: state.suite, secret: state.masterSecret,
                                    applicationProtocol: parameters.applicationProtocol, serverName: parameters.serverName,
                                    peerCertificates: parameters.peerCertificates, ageAdd: 0)
-        let ticket = keys.seal(session.encode(), now: now)
-        try sendTranscribed(NewSessionTicket12(lifetimeHint: keys.ticketLifetime, ticket: ticket).encode())
+        // A session that cannot be sealed into a ticket's 2^16-1 bytes (a huge
+        // client chain) gets the empty ticket RFC 5077 §3.3 allows: the
+        // NewSessionTicket was promised in the ServerHello.
+        var ticket: [UInt8] = []
+        if session.isEncodable {
+            let sealed = keys.seal(session.encode(), now: now)
+            if sealed.count <= 0xFFFF { ticket = sealed }
+        }
+        try sendTranscribed(NewSessionTicket12(lifetimeHint: ticket.isEmpty ? 0 : keys.ticketLifetime, ticket: ticket).encode())
     }
 
     /// Client: the TLS 1.2 session to offer from the cache, if any, and only

@@ -104,6 +104,8 @@ public final class TLSConnection {
     var parameters: NegotiatedParameters?
     /// The TLS 1.2 handshake in progress (nil for TLS 1.3 and once complete).
     var handshake12: TLS12Handshake?
+    /// Renegotiations (and HelloRequests) refused so far.
+    var refusedRenegotiations = 0
     /// Client: the TLS 1.2 session whose ticket the ClientHello offers.
     var offeredSession12: TLS12Session?
     /// The driver's monotonic time, set before each call that may need it:
@@ -444,6 +446,7 @@ public final class TLSConnection {
     // MARK: - Handshake messages
 
     func handleHandshake(type: HandshakeType, body: [UInt8], raw: [UInt8]) throws(TLSError) {
+        if try ignoredHelloRequest(type: type, body: body) { return }
         switch phase {
         case .clientStart, .ended:
             throw .unexpectedMessage("handshake message \(type.rawValue) before start")
@@ -617,12 +620,16 @@ public final class TLSConnection {
         clientHandshakeSecret = []
         serverHandshakeSecret = []
         offeredExtensions = []
+        resumption.offeredTicket = nil
+        if !isClient { resumption.resumptionMasterSecret = nil }  // tickets are issued at completion only
     }
 
     /// Ends the connection: the alert goes out (unless the peer's alert ended
     /// it) and `.failed` is reported once.
     func fail(_ error: TLSError) {
         if case .ended = phase { return }
+        // RFC 5246 §7.2: a session whose resumption fails is not offered again.
+        if handshake12?.resumed == true { forgetOfferedSession12() }
         if case .alertReceived = error {} else if !sentCloseNotify {
             if (try? sendAlert(error.alert, level: .fatal)) == nil {
                 appendPlainRecord(.alert, Alert(level: .fatal, description: error.alert).bytes)
