@@ -119,9 +119,12 @@ extension TLSConnection {
         let applicationProtocol = try TLSConnection.serverChosenProtocol(offered: offer.protocols, configuration)
         // RFC 5077 §3.4: a ticket that opens, with a session ID to echo, resumes.
         var resumed: SessionState?
-        if let ticket, !ticket.isEmpty, !hello.legacySessionID.isEmpty {
-            resumed = resumableSession12(ticket: ticket, hello: hello, offer: offer,
-                                         applicationProtocol: applicationProtocol, configuration: configuration)
+        var renewTicket = true
+        if let ticket, !ticket.isEmpty, !hello.legacySessionID.isEmpty,
+           let found = resumableSession12(ticket: ticket, hello: hello, offer: offer,
+                                          applicationProtocol: applicationProtocol, configuration: configuration) {
+            resumed = found.session
+            renewTicket = found.renew
         }
         let suite = resumed?.suite ?? fullSuite
         guard let hash = suite.hash else { throw .internalError("suite without hash") }
@@ -137,7 +140,7 @@ extension TLSConnection {
         startTranscript(hash)
         appendTranscript(raw)
         var state = TLS12Handshake(clientRandom: hello.random, serverRandom: serverRandom, suite: suite, hash: hash)
-        state.ticketPromised = ticket != nil && sessionTicketKeys12(configuration) != nil
+        state.ticketPromised = ticket != nil && sessionTicketKeys12(configuration) != nil && renewTicket
 
         var extensions: [Extension] = [
             Extension(type: .renegotiationInfo, data: RenegotiationInfo(renegotiatedConnection: []).encode()),

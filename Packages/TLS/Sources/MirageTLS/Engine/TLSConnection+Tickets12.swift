@@ -15,9 +15,15 @@ extension TLSConnection {
     /// a ticket that does not open (forged, from a retired key, expired) is
     /// not an error (RFC 5077 §3.4), nor is one for another version, a suite
     /// the client no longer offers, another server name or another ALPN protocol.
+    /// `renew` says whether to send a fresh ticket in the abbreviated
+    /// handshake: only when this one is past half its lifetime or sealed
+    /// under a retired key. Renewing every time would cost OpenSSL-based
+    /// clients every other resumption: OpenSSL takes a new TLS 1.2 ticket as
+    /// the end of the old session but hands the new one to its application
+    /// only after a full handshake (its new-session callback).
     func resumableSession12(ticket: [UInt8], hello: ClientHello, offer: ClientOffer, applicationProtocol: String?,
-                            configuration: TLSServerConfiguration) -> SessionState? {
-        guard let keys = configuration.sessionTickets, let sealed = keys.open(ticket, now: now),
+                            configuration: TLSServerConfiguration) -> (session: SessionState, renew: Bool)? {
+        guard let keys = configuration.sessionTickets, let (sealed, issued) = keys.openTicket(ticket, now: now),
               let session = SessionState(decoding: sealed), session.version == .tls12,
               session.suite.version == .tls12, hello.cipherSuites.contains(session.suite),
               configuration.cipherSuites.contains(session.suite),
@@ -28,7 +34,8 @@ extension TLSConnection {
         // A session that authenticated a client must still satisfy a server
         // that now requires it.
         if configuration.clientAuthentication == .required, session.peerCertificates.isEmpty { return nil }
-        return session
+        let renew = !keys.isSealedWithCurrentKey(ticket) || now - issued > .seconds(Int64(keys.ticketLifetime / 2))
+        return (session, renew)
     }
 
     /// Sends a NewSessionTicket sealing this session (RFC 5077 §3.3), before our ChangeCipherSpec.

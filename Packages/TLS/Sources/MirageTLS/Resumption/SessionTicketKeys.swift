@@ -131,6 +131,12 @@ public final class SessionTicketKeys {
         return (Array(plaintext[Self.issueTimeLength...]), issued)
     }
 
+    /// True when `ticket` names the current key (false for a retired or unknown one).
+    func isSealedWithCurrentKey(_ ticket: [UInt8]) -> Bool {
+        guard let current, ticket.count >= Self.keyNameLength else { return false }
+        return Array(ticket[0..<Self.keyNameLength]) == current.name
+    }
+
     /// Forgets retired keys whose tickets have all expired, and the oldest
     /// beyond `maximumRetiredKeys`.
     private func dropExpiredKeys(now: Instant) {
