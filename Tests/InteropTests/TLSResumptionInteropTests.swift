@@ -225,6 +225,30 @@ struct TLSResumptionInteropTests {
         #expect(stack.statistics.handshakesFailed == 0, "\(stack.statistics)")
     }
 
+    @Test("openssl s_time -reuse -tls1_2 against our server: one TLS 1.2 session resumes connection after connection for a second")
+    func sTimeReuseTLS12() throws {
+        // TLS 1.2 only: s_time closes right after its handshake and never reads
+        // the TLS 1.3 tickets that arrive after it (against s_server too).
+        let pki = try testPKI()
+        let loop = try EventLoop()
+        let stack = try makeTLSStack(loop: loop, server: Self.serverSettings(pki, tickets: true))
+        let probe = TLSEchoServerProbe(stack: stack, loop: loop)
+        let port = try probe.listen()
+        let timer = try SpawnedProcess(["openssl", "s_time", "-connect", "127.0.0.1:\(port)", "-reuse", "-time", "1", "-tls1_2",
+                                        "-CAfile", pki.certificate("ca")])
+        defer { _ = timer.terminate(grace: 2) }
+        try runLoop(loop, seconds: 30) { !timer.isRunning }
+        #expect(timer.status == 0, "\(timer.output())")
+        // One character per connection: 'r' resumed, '*' full.
+        let marks = timer.output().stdout.split(separator: "\n").filter { !$0.isEmpty && $0.allSatisfy { "r*".contains($0) } }.joined()
+        let resumed = marks.filter { $0 == "r" }.count
+        #expect(marks.count >= 10, "\(timer.output())")
+        // Every connection after the first resumes: a ticket is not renewed
+        // on each resumption (OpenSSL would then drop the session every other time).
+        #expect(resumed >= marks.count - 1, "\(resumed) of \(marks.count) resumed: \(timer.output().stdout.suffix(300))")
+        #expect(stack.statistics.handshakesResumed >= 1, "\(stack.statistics)")
+    }
+
     @Test("mirage-www --tls resumes for curl (TLS 1.3) and s_client -tls1_2 (RFC 5077), and not with --no-tickets",
           arguments: [true, false])
     func mirageWWWResumption(_ tickets: Bool) throws {
