@@ -342,6 +342,29 @@ struct SocketStackTests {
         #expect(try harness.sync { recorder.value.endOfStreams.contains(id) } == false)
     }
 
+    @Test("bytes the peer sent just before its reset are delivered, then connectionClosed(.reset)")
+    func dataBeforeReset() throws {
+        let harness = try SocketTestLoop()
+        defer { harness.shutdown() }
+        let server = try KernelListener()
+        let recorder = try harness.sync { StackEventRecorder() }
+        let stack = try harness.makeStack()
+        let id = try harness.sync { try stack.value.connect(to: server.endpoint, timeout: nil, handler: recorder.value) }
+        let peer = try server.accept()
+        #expect(try harness.waitUntil { recorder.value.established.contains(id) })
+        // Keep the loop busy while the bytes and the RST both arrive, so one
+        // readiness event carries EPOLLIN and EPOLLERR together.
+        let busy = DispatchSemaphore(value: 0)
+        harness.loop.execute { busy.wait() }
+        try peer.sendAll(Array("last words".utf8))
+        peer.resetClose()
+        usleep(100_000)
+        busy.signal()
+        #expect(try harness.waitUntil { recorder.value.closeReason(id) != nil })
+        #expect(try harness.sync { recorder.value.received[id, default: []] } == Array("last words".utf8))
+        #expect(try harness.sync { recorder.value.closeReason(id) } == .reset)
+    }
+
     @Test("connect times out when the listener's queue is full")
     func connectTimeout() throws {
         let harness = try SocketTestLoop()

@@ -73,7 +73,9 @@ import Synchronization
 ///
 /// ## Readiness mapping (level-triggered epoll)
 /// EPOLLERR → `fdError` (SO_ERROR for sockets, EIO otherwise) and nothing
-/// else for that event; EPOLLIN, or EPOLLHUP/EPOLLRDHUP with read interest
+/// else for that event — except with EPOLLIN and read interest, when
+/// `fdReadable` comes first (data before a reset is delivered) and
+/// `fdError` only if the error is still pending after it; EPOLLIN, or EPOLLHUP/EPOLLRDHUP with read interest
 /// → `fdReadable` (the reader drains the rest and sees end of file);
 /// EPOLLOUT with write interest → `fdWritable`; EPOLLHUP without read
 /// interest → `fdError(EPIPE)`. Readiness repeats every iteration while it
@@ -352,6 +354,17 @@ public final class EventLoop: TimerScheduler, MonotonicClock, WallClock, @unchec
 
     private func deliver(_ bits: UInt32, fd: Int32, generation: UInt32, _ registration: Registration) {
         if bits & mirage_epollerr != 0 {
+            // Bytes that arrived before a reset are still there to read
+            // (Linux returns them before ECONNRESET): a reader takes them
+            // first and meets the error itself; only if it is still
+            // registered and the error still pending is fdError reported.
+            if bits & mirage_epollin != 0, registration.interest.contains(.read) {
+                registration.handler.fdReadable(fd)
+                guard let now = current(fd, generation) else { return }
+                let code = mirage_socket_error(fd)
+                if code > 0 { now.handler.fdError(fd, errno: code) }
+                return
+            }
             let code = mirage_socket_error(fd)
             registration.handler.fdError(fd, errno: code > 0 ? code : EIO)
             return
