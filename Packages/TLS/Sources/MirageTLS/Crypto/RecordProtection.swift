@@ -214,13 +214,7 @@ extension RecordProtection {
     /// `.limitExceeded` when the plaintext exceeds 2^14 (RFC 5246 §6.2.1) or
     /// the sequence numbers are spent (§6.1: they MUST NOT wrap),
     /// `.internalError` for content type 0 or any padding (TLS 1.2 has none).
-    public mutating func sealTLS12(contentType: ContentType, plaintext: [UInt8], padding: Int = 0) throws(TLSError) -> [UInt8] {
-        var record: [UInt8] = []
-        try sealTLS12(contentType: contentType, plaintext: plaintext, padding: padding, appendingTo: &record)
-        return record
-    }
-
-    /// `sealTLS12`, appending the record to `output`.
+    /// The record is appended to `output`.
     public mutating func sealTLS12(contentType: ContentType, plaintext: [UInt8], padding: Int = 0,
                                    appendingTo output: inout [UInt8]) throws(TLSError) {
         guard contentType != .invalid, padding == 0 else {

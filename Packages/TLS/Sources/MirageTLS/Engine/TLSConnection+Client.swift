@@ -312,9 +312,7 @@ extension TLSConnection {
             try sendClientCertificate(context: requestContext, configuration: configuration)
         }
         let verifyData = schedule.finishedVerifyData(trafficSecret: clientHandshakeSecret, transcriptHash: try transcriptHash())
-        let finished = outgoing(Finished(verifyData: verifyData).encode())
-        appendTranscript(finished)
-        try sendHandshake(finished)
+        try sendTranscribed(Finished(verifyData: verifyData).encode())
         writeProtection = RecordProtection(suite: suite, secret: application.client, crypto: crypto)
         phase = .connected
         if configuration.sessionCache != nil {

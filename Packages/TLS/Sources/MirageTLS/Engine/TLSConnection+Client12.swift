@@ -128,10 +128,8 @@ extension TLSConnection {
         startTranscript(hash)
         appendTranscript(raw)
         var state = TLS12Handshake(clientRandom: sent.hello.random, serverRandom: hello.random, suite: suite, hash: hash)
-        state.sessionID = hello.legacySessionIDEcho
         state.offeredSchemes = TLSConnection.offeredSignatureSchemes(configuration)
         state.ticketPromised = ticketPromised
-        state.offeredSession = offeredSession12
         if let session = offeredSession12, !sent.hello.legacySessionID.isEmpty,
            hello.legacySessionIDEcho == sent.hello.legacySessionID {
             // RFC 5077 §3.4: the echoed session ID accepts the ticket; the
@@ -175,7 +173,7 @@ extension TLSConnection {
         }
         guard state.offeredSchemes.contains(message.scheme), SignatureScheme.tls12.contains(message.scheme),
               let authentication = state.suite.tls12Authentication,
-              TLSConnection.scheme(message.scheme, fits: authentication)
+              TLSConnection.authentication(of: message.scheme) == authentication
         else {
             throw .illegalParameter("ServerKeyExchange signed with \(message.scheme), not offered or not for \(state.suite)")
         }
@@ -201,22 +199,6 @@ extension TLSConnection {
         phase = .tls12(.clientServerHelloDone)
     }
 
-    /// The certificate and scheme a TLS 1.2 client answers a CertificateRequest
-    /// with: the first whose key type the server names and whose key signs
-    /// with a scheme it accepts (RFC 5246 §7.4.4); nil → an empty Certificate.
-    static func clientCertificate12(_ certificates: [CertifiedKey], for request: CertificateRequest12) -> (CertifiedKey, SignatureScheme)? {
-        for certified in certificates {
-            guard let authentication = authentication(of: certified.key),
-                  request.certificateTypes.contains(certificateType(of: authentication)) else { continue }
-            if let scheme = certified.key.signatureSchemes.first(where: {
-                request.schemes.contains($0) && SignatureScheme.tls12.contains($0)
-            }) {
-                return (certified, scheme)
-            }
-        }
-        return nil
-    }
-
     func client12ReceivedServerHelloDone(raw: [UInt8]) throws(TLSError) {
         let configuration = try clientConfiguration()
         appendTranscript(raw)
@@ -228,7 +210,11 @@ extension TLSConnection {
         var signer: (CertifiedKey, SignatureScheme)?
         if let request = state.certificateRequest {
             // §7.4.6: with no suitable certificate, an empty list.
-            signer = TLSConnection.clientCertificate12(configuration.certificates, for: request)
+            // RFC 5246 §7.4.4: a key of a certificate type the server names,
+            // signing with a scheme it accepts.
+            signer = TLSConnection.chooseClientCertificate(configuration.certificates, requested: request.schemes,
+                                                           allowed: SignatureScheme.tls12,
+                                                           certificateTypes: request.certificateTypes)
             try sendTranscribed(CertificateMessage12(chain: signer?.0.chain ?? []).encode())
         }
         try sendTranscribed(ClientKeyExchangeECDHE(publicKey: ours.publicKey).encode())
@@ -246,13 +232,6 @@ extension TLSConnection {
         done.keyExchange = nil
         handshake12 = done
         phase = .tls12(state.ticketPromised ? .newSessionTicket : .changeCipherSpec)
-    }
-
-    /// A handshake message of ours into the transcript and out (after the test hook).
-    func sendTranscribed(_ message: [UInt8]) throws(TLSError) {
-        let message = outgoing(message)
-        appendTranscript(message)
-        try sendHandshake(message)
     }
 
     func client12ReceivedNewSessionTicket(_ message: NewSessionTicket12, raw: [UInt8]) throws(TLSError) {

@@ -32,7 +32,7 @@ extension TLSConnection {
         let request = CertificateRequest(context: [], extensions: [
             Extension(type: .signatureAlgorithms, data: SignatureSchemeList(schemes: schemes).encode()),
         ])
-        try sendServerHandshake(request.encode())
+        try sendTranscribed(request.encode())
         requestedCertificateSchemes = schemes
     }
 
@@ -105,11 +105,18 @@ extension TLSConnection {
     /// a scheme the server listed that TLS 1.3 allows in CertificateVerify
     /// (§4.4.2.3), in the key's preference order. certificate_authorities
     /// and oid_filters are not consulted (the server decides on what it gets).
-    static func chooseClientCertificate(_ certificates: [CertifiedKey],
-                                        requested: [SignatureScheme]) -> (CertifiedKey, SignatureScheme)? {
+    /// TLS 1.2 passes its own `allowed` schemes and the CertificateRequest's
+    /// certificate types, which the key's kind must be among (RFC 5246 §7.4.4).
+    static func chooseClientCertificate(_ certificates: [CertifiedKey], requested: [SignatureScheme],
+                                        allowed: [SignatureScheme] = SignatureScheme.tls13,
+                                        certificateTypes: [UInt8]? = nil) -> (CertifiedKey, SignatureScheme)? {
         for certified in certificates where !certified.chain.isEmpty {
+            if let types = certificateTypes {
+                guard let authentication = authentication(of: certified.key),
+                      types.contains(certificateType(of: authentication)) else { continue }
+            }
             if let scheme = certified.key.signatureSchemes.first(where: {
-                requested.contains($0) && SignatureScheme.tls13.contains($0)
+                requested.contains($0) && allowed.contains($0)
             }) {
                 return (certified, scheme)
             }
@@ -124,15 +131,11 @@ extension TLSConnection {
         let chosen = TLSConnection.chooseClientCertificate(configuration.certificates,
                                                            requested: requestedCertificateSchemes ?? [])
         let entries = chosen?.0.chain.map { CertificateEntry(data: $0, extensions: []) } ?? []
-        let certificate = outgoing(CertificateMessage(context: context, entries: entries).encode())
-        appendTranscript(certificate)
-        try sendHandshake(certificate)
+        try sendTranscribed(CertificateMessage(context: context, entries: entries).encode())
         guard let chosen else { return }
         let (certified, scheme) = chosen
         let content = TLSConnection.signedContent(context: TLSConnection.clientSignatureContext, transcriptHash: try transcriptHash())
         let signature = try certified.key.sign(content, scheme: scheme)
-        let verify = outgoing(CertificateVerify(scheme: scheme, signature: signature).encode())
-        appendTranscript(verify)
-        try sendHandshake(verify)
+        try sendTranscribed(CertificateVerify(scheme: scheme, signature: signature).encode())
     }
 }

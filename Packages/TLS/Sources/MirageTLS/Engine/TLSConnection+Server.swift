@@ -156,17 +156,17 @@ extension TLSConnection {
         if accepted == nil && offer.serverName != nil && !certified.serverNames.isEmpty && certified.matches(serverName: offer.serverName ?? "") {
             encrypted.append(Extension(type: .serverName, data: []))  // RFC 6066 §3: the name was used
         }
-        try sendServerHandshake(EncryptedExtensions(extensions: encrypted).encode())
+        try sendTranscribed(EncryptedExtensions(extensions: encrypted).encode())
         try sendCertificateRequestIfWanted(configuration)
         if accepted == nil {  // a resumed handshake authenticates with the PSK (§2.2)
-            try sendServerHandshake(CertificateMessage(
+            try sendTranscribed(CertificateMessage(
                 context: [], entries: certified.chain.map { CertificateEntry(data: $0, extensions: []) }).encode())
             let content = TLSConnection.signedContent(context: TLSConnection.serverSignatureContext, transcriptHash: try transcriptHash())
             let signature = try certified.key.sign(content, scheme: scheme)
-            try sendServerHandshake(CertificateVerify(scheme: scheme, signature: signature).encode())
+            try sendTranscribed(CertificateVerify(scheme: scheme, signature: signature).encode())
         }
         let verifyData = keySchedule.finishedVerifyData(trafficSecret: secrets.server, transcriptHash: try transcriptHash())
-        try sendServerHandshake(Finished(verifyData: verifyData).encode())
+        try sendTranscribed(Finished(verifyData: verifyData).encode())
 
         let application = keySchedule.deriveApplicationSecrets(transcriptHash: try transcriptHash())
         schedule = keySchedule
@@ -177,12 +177,6 @@ extension TLSConnection {
         readProtection = RecordProtection(suite: suite, secret: secrets.client, crypto: crypto)
         // The client's 0-RTT records (never accepted) come before its handshake records.
         phase = serverPhaseAfterFlight(expectedClientFinished: expectedClientFinished)
-    }
-
-    func sendServerHandshake(_ message: [UInt8]) throws(TLSError) {
-        let message = outgoing(message)
-        appendTranscript(message)
-        try sendHandshake(message)
     }
 
     func sendHelloRetryRequest(_ hello: ClientHello, raw: [UInt8], suite: CipherSuite, hash: HashAlgorithm, group: NamedGroup,

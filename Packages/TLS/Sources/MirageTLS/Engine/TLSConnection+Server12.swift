@@ -140,7 +140,7 @@ extension TLSConnection {
         startTranscript(hash)
         appendTranscript(raw)
         var state = TLS12Handshake(clientRandom: hello.random, serverRandom: serverRandom, suite: suite, hash: hash)
-        state.ticketPromised = ticket != nil && sessionTicketKeys12(configuration) != nil && renewTicket
+        state.ticketPromised = ticket != nil && configuration.sessionTickets != nil && renewTicket
 
         var extensions: [Extension] = [
             Extension(type: .renegotiationInfo, data: RenegotiationInfo(renegotiatedConnection: []).encode()),
@@ -158,7 +158,6 @@ extension TLSConnection {
         if let session = resumed {
             // Echoing the client's session ID accepts the ticket.
             state.resumed = true
-            state.sessionID = hello.legacySessionID
             state.masterSecret = session.secret
             parameters?.resumed = true
             parameters?.group = nil

@@ -36,8 +36,6 @@ struct TLS12Handshake {
     var serverRandom: [UInt8]
     var suite: CipherSuite
     var hash: HashAlgorithm
-    /// The session ID of the ServerHello (the client's, echoed, when resuming).
-    var sessionID: [UInt8] = []
     /// Our ephemeral ECDHE key.
     var keyExchange: (any KeyExchange)?
     /// Client: the ECDHE shared secret, from ServerKeyExchange until ClientKeyExchange.
@@ -61,15 +59,9 @@ struct TLS12Handshake {
     /// Client: the server acknowledged session_ticket, so a NewSessionTicket
     /// precedes its ChangeCipherSpec. Server: we will send one.
     var ticketPromised = false
-    /// Client: the session offered from the cache.
-    var offeredSession: TLS12Session?
 }
 
 extension TLSConnection {
-    /// verify_data_length of every TLS 1.2 suite here (§7.4.9).
-    static let finishedLength12 = 12
-    /// Length of a TLS 1.2 master secret (RFC 5246 §8.1).
-    static let masterSecretLength12 = 48
     /// Largest session ID (RFC 5246 §7.4.1.2).
     static let maximumSessionIDLength = 32
     /// Renegotiation attempts (and HelloRequests) refused on one connection
@@ -88,24 +80,16 @@ extension TLSConnection {
     /// The authentication a signing key gives a TLS 1.2 suite (RFC 8422 §5.1:
     /// ECDSA suites also carry Ed25519), from the schemes the key signs with.
     static func authentication(of key: any SigningKey) -> TLS12Authentication? {
-        for scheme in key.signatureSchemes {
-            switch scheme {
-            case .ed25519, .ecdsaSecp256r1SHA256, .ecdsaSecp384r1SHA384: return .ecdsa
-            case .rsaPSSRSAESHA256, .rsaPSSRSAESHA384, .rsaPSSRSAESHA512,
-                 .rsaPKCS1SHA256, .rsaPKCS1SHA384, .rsaPKCS1SHA512: return .rsa
-            default: continue
-            }
-        }
-        return nil
+        key.signatureSchemes.lazy.compactMap { authentication(of: $0) }.first
     }
 
-    /// True when `scheme` signs with the kind of key a suite of `authentication` needs.
-    static func scheme(_ scheme: SignatureScheme, fits authentication: TLS12Authentication) -> Bool {
+    /// The kind of key `scheme` signs with, as a TLS 1.2 suite names it.
+    static func authentication(of scheme: SignatureScheme) -> TLS12Authentication? {
         switch scheme {
-        case .ed25519, .ecdsaSecp256r1SHA256, .ecdsaSecp384r1SHA384: return authentication == .ecdsa
+        case .ed25519, .ecdsaSecp256r1SHA256, .ecdsaSecp384r1SHA384: return .ecdsa
         case .rsaPSSRSAESHA256, .rsaPSSRSAESHA384, .rsaPSSRSAESHA512,
-             .rsaPKCS1SHA256, .rsaPKCS1SHA384, .rsaPKCS1SHA512: return authentication == .rsa
-        default: return false
+             .rsaPKCS1SHA256, .rsaPKCS1SHA384, .rsaPKCS1SHA512: return .rsa
+        default: return nil
         }
     }
 
@@ -169,16 +153,14 @@ extension TLSConnection {
         let state = try state12()
         let verifyData = TLS12KeySchedule.finishedVerifyData(crypto, state.hash, masterSecret: state.masterSecret,
                                                              isClient: isClient, handshakeHash: try transcriptHash())
-        let finished = outgoing(Finished(verifyData: verifyData).encode())
-        appendTranscript(finished)
-        try sendHandshake(finished)
+        try sendTranscribed(Finished(verifyData: verifyData).encode())
     }
 
     /// Checks the peer's Finished in constant time (decrypt_error on a
     /// mismatch, decode_error for a length other than 12, §7.4.9).
     func verifyPeerFinished12(_ message: Finished, raw: [UInt8]) throws(TLSError) {
         let state = try state12()
-        guard message.verifyData.count == TLSConnection.finishedLength12 else {
+        guard message.verifyData.count == TLS12KeySchedule.verifyDataLength else {
             throw .decodeError("TLS 1.2 Finished of \(message.verifyData.count) bytes")
         }
         let expected = TLS12KeySchedule.finishedVerifyData(crypto, state.hash, masterSecret: state.masterSecret,
@@ -197,9 +179,8 @@ extension TLSConnection {
         // Neither the transcript nor the handshake state is needed any more
         // in TLS 1.2 (no exporter or resumption secret derives from it): an
         // idle connection keeps only its record keys.
-        transcript = nil
+        releaseHandshakeState()
         handshake12 = nil
-        offeredSession12 = nil
         events.append(.handshakeCompleted)
     }
 

@@ -6,11 +6,6 @@ import MirageDevices
 // offers it in the next ClientHello's session_ticket extension.
 
 extension TLSConnection {
-    /// The server's ticket keys when it issues TLS 1.2 tickets.
-    func sessionTicketKeys12(_ configuration: TLSServerConfiguration) -> SessionTicketKeys? {
-        configuration.sessionTickets
-    }
-
     /// The session a client's ticket resumes, or nil for a full handshake:
     /// a ticket that does not open (forged, from a retired key, expired) is
     /// not an error (RFC 5077 §3.4), nor is one for another version, a suite
@@ -29,7 +24,7 @@ extension TLSConnection {
               configuration.cipherSuites.contains(session.suite),
               TLSConnection.sameServerName(session.serverName, offer.serverName),
               session.applicationProtocol == applicationProtocol,
-              session.secret.count == TLSConnection.masterSecretLength12
+              session.secret.count == TLS12KeySchedule.masterSecretLength
         else { return nil }
         // A session that authenticated a client must still satisfy a server
         // that now requires it.

@@ -572,6 +572,14 @@ public final class TLSConnection {
         }
     }
 
+    /// A handshake message of ours: through the test hook, into the
+    /// transcript, and out under the current keys.
+    func sendTranscribed(_ message: [UInt8]) throws(TLSError) {
+        let message = outgoing(message)
+        appendTranscript(message)
+        try sendHandshake(message)
+    }
+
     func sendChangeCipherSpecOnce() {
         guard !sentChangeCipherSpec else { return }
         sentChangeCipherSpec = true
@@ -621,6 +629,7 @@ public final class TLSConnection {
         serverHandshakeSecret = []
         offeredExtensions = []
         resumption.offeredTicket = nil
+        offeredSession12 = nil
         if !isClient { resumption.resumptionMasterSecret = nil }  // tickets are issued at completion only
     }
 
